@@ -1,0 +1,29 @@
+"""Exceptions a user can cause, all rooted at :class:`ChromaKerasError`.
+
+Every message names the input (file, segment_id, dotted key path) and what
+was expected, so a user can fix the input without reading our code.
+"""
+
+
+class ChromaKerasError(Exception):
+    """Base class of every error chroma_keras raises on bad user input."""
+
+
+class PresetError(ChromaKerasError, ValueError):
+    """A preset file, preset name or override is malformed or invalid."""
+
+
+class LabelError(ChromaKerasError, ValueError):
+    """A chromatic-mode label (colour, axis mode) cannot be parsed."""
+
+
+class DataError(ChromaKerasError, ValueError):
+    """A data file or a segment in it is malformed."""
+
+
+class MidiError(DataError):
+    """MIDI bytes or a MIDI file cannot be parsed or written."""
+
+
+class ModelInputError(ChromaKerasError, ValueError):
+    """Arguments passed to a model method (generate, encode, ...) are invalid."""

@@ -1,0 +1,6 @@
+"""Reusable Keras layers."""
+
+from chroma_keras.layers.chromatic_condition_embedding import ChromaticConditionEmbedding
+from chroma_keras.layers.reparameterization import Reparameterization
+
+__all__ = ["ChromaticConditionEmbedding", "Reparameterization"]

@@ -1,0 +1,384 @@
+"""The conditional VAE over MIDI piano rolls (preset ``cvae_chromatic``)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import keras
+import numpy as np
+from keras import ops
+
+from chroma_keras import conditioning, modes
+from chroma_keras.data import keys
+from chroma_keras.errors import ModelInputError
+from chroma_keras.layers import ChromaticConditionEmbedding, Reparameterization
+from chroma_keras.models.pianoroll_vae_decoder import PianoRollVAEDecoder
+from chroma_keras.models.pianoroll_vae_encoder import PianoRollVAEEncoder
+from chroma_keras.training.kl_annealing import KL_SCHEDULES, kl_annealing_factor
+
+
+@keras.saving.register_keras_serializable(package="chroma_keras")
+class ConditionalVAE(keras.Model):
+    """Conditional VAE over piano rolls, conditioned per chromatic axis and on rebracketing.
+
+    Encoder ``q(z | roll, c)`` and decoder ``p(roll | z, c)`` share one
+    :class:`ChromaticConditionEmbedding` ``c``. The decoder predicts, per cell,
+    the logit that a note sounds and its velocity. The loss is
+
+    ``reconstruction + beta * annealing(step) * KL``, with
+    ``reconstruction = sum_cells BCE(active, note_logits)
+    + velocity_loss_weight * sum_cells active * (velocity - target)^2``
+    and the KL to ``N(0, I)`` summed over latent dimensions. With
+    ``free_bits > 0`` each latent dimension's batch-mean KL is clamped from
+    below at ``free_bits`` nats in the optimised loss (Kingma et al., 2016);
+    the reported ``kl_loss`` is the unclamped KL.
+
+    The loss lives in :meth:`compute_loss`, so the stock ``fit()`` trains it on
+    every backend. The annealing step counter is a non-trainable variable
+    advanced in training calls; it is saved with the weights, so a resumed run
+    continues the schedule.
+
+    Args:
+        num_pitches: piano-roll height.
+        num_frames: piano-roll width.
+        lowest_pitch: MIDI pitch of row 0 (used to write MIDI).
+        frames_per_second: time resolution (used to write MIDI).
+        latent_dim: size of z.
+        condition_dim: size of the condition vector.
+        encoder_filters: channels of the encoder's conv blocks.
+        hidden_dim: width of the dense layers.
+        beta: weight of the KL term after annealing.
+        condition_dropout: per-axis condition dropout in training.
+        velocity_loss_weight: weight of the velocity term.
+        free_bits: KL floor per latent dimension, in nats.
+        kl_schedule: one of ``none``, ``linear``, ``cyclical``, ``sigmoid``.
+        kl_warmup_steps: ramp length of the schedule.
+        kl_cycles: number of cycles of the ``cyclical`` schedule.
+        seed: seed of the model's random layers.
+
+    Call arguments:
+        inputs: dict with ``keys.PIANO_ROLL``, ``keys.MODES``, ``keys.REBRACKETING``.
+        training: sample z and apply condition dropout when True.
+
+    Returns:
+        dict with ``note_logits``, ``velocity`` ``[batch, pitches, frames]`` and
+        ``z_mean``, ``z_log_var`` ``[batch, latent_dim]``.
+
+    Example:
+    >>> import chroma_keras as ck
+    >>> model = ck.from_preset("cvae_chromatic")
+    >>> rolls = model.generate(condition="Red", num_samples=2, seed=0)  # [2, 72, 128]
+    """
+
+    def __init__(
+        self,
+        num_pitches=72,
+        num_frames=128,
+        lowest_pitch=24,
+        frames_per_second=8.0,
+        latent_dim=64,
+        condition_dim=32,
+        encoder_filters=(32, 64, 128),
+        hidden_dim=256,
+        beta=1.0,
+        condition_dropout=0.1,
+        velocity_loss_weight=1.0,
+        free_bits=0.0,
+        kl_schedule="linear",
+        kl_warmup_steps=400,
+        kl_cycles=1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        scale = 2 ** len(encoder_filters)
+        if num_pitches % scale or num_frames % scale:
+            raise ModelInputError(
+                f"num_pitches and num_frames must be divisible by 2 ** len(encoder_filters) = {scale}. "
+                f"Received: num_pitches={num_pitches}, num_frames={num_frames}"
+            )
+        if kl_schedule not in KL_SCHEDULES:
+            raise ModelInputError(f"kl_schedule must be one of {list(KL_SCHEDULES)}. Received: kl_schedule={kl_schedule!r}")
+        # === Layers ===
+        self.condition_embedding = ChromaticConditionEmbedding(
+            condition_dim, condition_dropout=condition_dropout, seed=seed, name="condition_embedding"
+        )
+        self.encoder = PianoRollVAEEncoder(
+            num_pitches, num_frames, latent_dim, condition_dim, encoder_filters, hidden_dim, name="encoder"
+        )
+        self.decoder = PianoRollVAEDecoder(
+            num_pitches, num_frames, latent_dim, condition_dim, encoder_filters, hidden_dim, name="decoder"
+        )
+        self.reparameterization = Reparameterization(seed=None if seed is None else seed + 1, name="reparameterization")
+        self.condition_embedding.build()
+        self.kl_step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="kl_step")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.kl_weight_tracker = keras.metrics.Mean(name="kl_weight")
+        self.built = True
+
+        # === Config ===
+        self.num_pitches = int(num_pitches)
+        self.num_frames = int(num_frames)
+        self.lowest_pitch = int(lowest_pitch)
+        self.frames_per_second = float(frames_per_second)
+        self.latent_dim = int(latent_dim)
+        self.condition_dim = int(condition_dim)
+        self.encoder_filters = tuple(int(f) for f in encoder_filters)
+        self.hidden_dim = int(hidden_dim)
+        self.beta = float(beta)
+        self.condition_dropout = float(condition_dropout)
+        self.velocity_loss_weight = float(velocity_loss_weight)
+        self.free_bits = float(free_bits)
+        self.kl_schedule = kl_schedule
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        self.kl_cycles = int(kl_cycles)
+        self.seed = seed
+
+    # --- forward pass and loss -------------------------------------------------------------
+
+    def condition_vector(self, inputs, training=False):
+        """The shared condition vector ``c`` for a batch dict holding MODES and REBRACKETING."""
+        return self.condition_embedding(inputs[keys.MODES], inputs[keys.REBRACKETING], training=training)
+
+    def call(self, inputs, training=False):
+        condition = self.condition_vector(inputs, training=training)
+        posterior = self.encoder({keys.PIANO_ROLL: inputs[keys.PIANO_ROLL], "condition": condition})
+        z = self.reparameterization(posterior["z_mean"], posterior["z_log_var"], training=training)
+        decoded = self.decoder({"latent": z, "condition": condition})
+        if training:
+            self.kl_step.assign_add(ops.cast(1.0, self.kl_step.dtype))
+        return {**decoded, **posterior}
+
+    def kl_weight(self):
+        """``beta`` times the annealing factor at the current training step."""
+        factor = kl_annealing_factor(self.kl_step, self.kl_schedule, self.kl_warmup_steps, self.kl_cycles)
+        return self.beta * factor
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        roll = ops.cast(x[keys.PIANO_ROLL], "float32")
+        active = ops.cast(roll > 0.0, "float32")
+        bce = ops.sum(
+            ops.binary_crossentropy(active, ops.cast(y_pred["note_logits"], "float32"), from_logits=True), axis=(1, 2)
+        )
+        velocity_error = ops.sum(active * ops.square(ops.cast(y_pred["velocity"], "float32") - roll), axis=(1, 2))
+        reconstruction = ops.mean(bce + self.velocity_loss_weight * velocity_error)
+        mean = ops.cast(y_pred["z_mean"], "float32")
+        log_var = ops.cast(y_pred["z_log_var"], "float32")
+        kl_per_dim = ops.mean(-0.5 * (1.0 + log_var - ops.square(mean) - ops.exp(log_var)), axis=0)
+        kl = ops.sum(kl_per_dim)
+        kl_optimised = ops.sum(ops.maximum(kl_per_dim, self.free_bits)) if self.free_bits > 0 else kl
+        kl_weight = self.kl_weight()
+        loss = reconstruction + kl_weight * kl_optimised
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        self.kl_weight_tracker.update_state(kl_weight)
+        return loss
+
+    def compile(self, optimizer=None, **kwargs):
+        """Compile with the model's own loss; the optimizer defaults to Adam(1e-3)."""
+        if kwargs.get("loss") is not None:
+            raise ModelInputError("ConditionalVAE owns its loss; do not pass loss= to compile().")
+        kwargs.pop("loss", None)
+        super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)
+
+    def get_compile_config(self):
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(optimizer=config.get("optimizer"))
+        if self.optimizer is not None:
+            self.optimizer.build(self.trainable_variables)
+
+    # --- presets ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_preset_config(cls, config):
+        """Build the model from a resolved preset dict (see ``chroma_keras.config``)."""
+        vae = config["model"]["vae"]
+        roll = config["preprocessing"]["midi"]["piano_roll"]
+        annealing = vae["kl_annealing"]
+        return cls(
+            num_pitches=roll["num_pitches"],
+            num_frames=roll["num_frames"],
+            lowest_pitch=roll["lowest_pitch"],
+            frames_per_second=roll["frames_per_second"],
+            latent_dim=vae["latent_dim"],
+            condition_dim=vae["condition_dim"],
+            encoder_filters=vae["encoder_filters"],
+            hidden_dim=vae["hidden_dim"],
+            beta=vae["beta"],
+            condition_dropout=vae["condition_dropout"],
+            velocity_loss_weight=vae["velocity_loss_weight"],
+            free_bits=vae["free_bits"],
+            kl_schedule=annealing["schedule"],
+            kl_warmup_steps=annealing["warmup_steps"],
+            kl_cycles=annealing["cycles"],
+            seed=config["training"]["seed"],
+            name=config["name"],
+        )
+
+    def preset_overrides(self):
+        """The preset keys this model's constructor arguments determine, as dotted overrides;
+        the inverse of :meth:`from_preset_config`."""
+        return {
+            "preprocessing.midi.piano_roll.num_pitches": self.num_pitches,
+            "preprocessing.midi.piano_roll.num_frames": self.num_frames,
+            "preprocessing.midi.piano_roll.lowest_pitch": self.lowest_pitch,
+            "preprocessing.midi.piano_roll.frames_per_second": self.frames_per_second,
+            "model.generative.type": "vae",
+            "model.vae.latent_dim": self.latent_dim,
+            "model.vae.condition_dim": self.condition_dim,
+            "model.vae.encoder_filters": list(self.encoder_filters),
+            "model.vae.hidden_dim": self.hidden_dim,
+            "model.vae.beta": self.beta,
+            "model.vae.condition_dropout": self.condition_dropout,
+            "model.vae.velocity_loss_weight": self.velocity_loss_weight,
+            "model.vae.free_bits": self.free_bits,
+            "model.vae.kl_annealing.schedule": self.kl_schedule,
+            "model.vae.kl_annealing.warmup_steps": self.kl_warmup_steps,
+            "model.vae.kl_annealing.cycles": self.kl_cycles,
+        }
+
+    # --- inference helpers ----------------------------------------------------------------
+
+    def _condition_inputs(self, condition, num_samples, rebracketing):
+        arrays = conditioning.condition_arrays(condition, num_samples, rebracketing)
+        arrays = {k: ops.convert_to_tensor(v) for k, v in arrays.items()}
+        return arrays, self.condition_vector(arrays)
+
+    def _check_rolls(self, piano_rolls):
+        rolls = np.asarray(piano_rolls, dtype=np.float32)
+        if rolls.ndim == 2:
+            rolls = rolls[None]
+        expected = (self.num_pitches, self.num_frames)
+        if rolls.ndim != 3 or rolls.shape[1:] != expected:
+            raise ModelInputError(
+                f"piano_rolls must have shape [batch, {expected[0]}, {expected[1]}] (pitches, frames). "
+                f"Received: shape={np.shape(piano_rolls)}"
+            )
+        if not np.all(np.isfinite(rolls)) or rolls.min() < 0 or rolls.max() > 1:
+            raise ModelInputError("piano_rolls must hold finite velocities in [0, 1].")
+        return rolls
+
+    def encode(self, piano_rolls, condition=None, rebracketing=None):
+        """Posterior mean and log-variance of piano rolls under a condition.
+
+        Args:
+            piano_rolls: array ``[batch, pitches, frames]`` (or one roll ``[pitches, frames]``).
+            condition: one condition or one per roll (see :func:`conditioning.condition_arrays`).
+            rebracketing: rebracketing values (see :func:`conditioning.condition_arrays`).
+
+        Returns:
+            ``(z_mean, z_log_var)`` as NumPy arrays ``[batch, latent_dim]``.
+        """
+        rolls = self._check_rolls(piano_rolls)
+        _, cond = self._condition_inputs(condition, len(rolls), rebracketing)
+        posterior = self.encoder({keys.PIANO_ROLL: ops.convert_to_tensor(rolls), "condition": cond})
+        return keras.ops.convert_to_numpy(posterior["z_mean"]), keras.ops.convert_to_numpy(posterior["z_log_var"])
+
+    def decode(self, latents, condition=None, rebracketing=None, threshold=None, return_probabilities=False):
+        """Decode latent vectors into piano rolls.
+
+        Args:
+            latents: array ``[batch, latent_dim]``.
+            condition: one condition or one per latent.
+            rebracketing: rebracketing values.
+            threshold: note-probability threshold (default 0.5); cells above it
+                sound with the decoded velocity, the rest are silent.
+            return_probabilities: also return the note probabilities.
+
+        Returns:
+            piano rolls ``[batch, pitches, frames]`` with velocities in [0, 1]
+            (and the probabilities when asked).
+        """
+        z = np.asarray(latents, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ModelInputError(f"latents must have shape [batch, {self.latent_dim}]. Received: shape={z.shape}")
+        threshold = 0.5 if threshold is None else float(threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ModelInputError(f"threshold must be in (0, 1). Received: threshold={threshold}")
+        _, cond = self._condition_inputs(condition, len(z), rebracketing)
+        decoded = self.decoder({"latent": ops.convert_to_tensor(z), "condition": cond})
+        probabilities = keras.ops.convert_to_numpy(ops.sigmoid(decoded["note_logits"]))
+        velocity = keras.ops.convert_to_numpy(decoded["velocity"])
+        rolls = np.where(probabilities > threshold, np.clip(velocity, 1.0 / 127.0, 1.0), 0.0).astype(np.float32)
+        return (rolls, probabilities) if return_probabilities else rolls
+
+    def sample_latents(self, num_samples, seed=None, temperature=1.0):
+        """Draw ``num_samples`` latents from the prior ``N(0, temperature^2 I)`` (seeded)."""
+        if temperature <= 0:
+            raise ModelInputError(f"temperature must be > 0. Received: temperature={temperature}")
+        z = keras.random.normal((num_samples, self.latent_dim), seed=seed)
+        return keras.ops.convert_to_numpy(z) * float(temperature)
+
+    def generate(self, condition=None, num_samples=1, seed=None, temperature=1.0, threshold=None, rebracketing=None):
+        """Sample new piano rolls for a condition.
+
+        Args:
+            condition: a colour ("Red", "R"), a per-axis dict
+                (``{"temporal": "future", "spatial": "thing", "ontological": "known"}``),
+                a "temporal,spatial,ontological" string, a list with one per
+                sample, or None for unconditional samples.
+            num_samples: how many rolls to make.
+            seed: integer seed; the same seed gives the same rolls on a backend.
+            temperature: scale of the prior's standard deviation.
+            threshold: note-probability threshold (default 0.5).
+            rebracketing: rebracketing values, e.g. ``{"rebracketing_intensity": 8.0}``.
+
+        Returns:
+            NumPy array ``[num_samples, pitches, frames]``, velocities in [0, 1].
+        """
+        conditioning.condition_arrays(condition, num_samples, rebracketing)  # validate before sampling
+        z = self.sample_latents(num_samples, seed=seed, temperature=temperature)
+        return self.decode(z, condition, rebracketing, threshold=threshold)
+
+    def reconstruct(self, piano_rolls, condition=None, rebracketing=None, threshold=None):
+        """Encode then decode (from the posterior mean) under the same condition."""
+        mean, _ = self.encode(piano_rolls, condition, rebracketing)
+        return self.decode(mean, condition, rebracketing, threshold=threshold)
+
+    def to_midi(self, piano_rolls, directory, prefix="sample", program=0):
+        """Write piano rolls as ``<directory>/<prefix>_<i>.mid`` files; returns their paths."""
+        from chroma_keras.preprocessing.pianoroll import PianoRollSpec, write_midi
+
+        spec = PianoRollSpec(self.lowest_pitch, self.num_pitches, self.frames_per_second, self.num_frames)
+        directory = pathlib.Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        rolls = self._check_rolls(piano_rolls)
+        return [write_midi(roll, directory / f"{prefix}_{i:03d}.mid", spec, program=program) for i, roll in enumerate(rolls)]
+
+    def colour_names(self):
+        """The colours this model can be conditioned on by name."""
+        return list(modes.COLOUR_NAMES)
+
+    # --- config ------------------------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_pitches": self.num_pitches,
+            "num_frames": self.num_frames,
+            "lowest_pitch": self.lowest_pitch,
+            "frames_per_second": self.frames_per_second,
+            "latent_dim": self.latent_dim,
+            "condition_dim": self.condition_dim,
+            "encoder_filters": list(self.encoder_filters),
+            "hidden_dim": self.hidden_dim,
+            "beta": self.beta,
+            "condition_dropout": self.condition_dropout,
+            "velocity_loss_weight": self.velocity_loss_weight,
+            "free_bits": self.free_bits,
+            "kl_schedule": self.kl_schedule,
+            "kl_warmup_steps": self.kl_warmup_steps,
+            "kl_cycles": self.kl_cycles,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,82 @@
+"""Transposed-convolution piano-roll decoder of the conditional VAE."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="chroma_keras")
+class PianoRollVAEDecoder(keras.Model):
+    """Maps a latent vector and a condition vector to note logits and velocities.
+
+    The mirror of :class:`PianoRollVAEEncoder`: a dense projection to a coarse
+    grid, stride-2 transposed convolutions doubling pitch and time per block,
+    and a final pair of convolutions for note logits and velocity.
+
+    Args:
+        num_pitches: piano-roll height; divisible by ``2 ** len(filters)``.
+        num_frames: piano-roll width; divisible by ``2 ** len(filters)``.
+        latent_dim: size of z.
+        condition_dim: size of the condition vector.
+        filters: channels of the encoder's conv blocks (used in reverse).
+        hidden_dim: width of the first dense layer.
+
+    Call arguments:
+        inputs: dict with ``"latent"`` ``[batch, latent_dim]`` and
+            ``"condition"`` ``[batch, condition_dim]``.
+
+    Returns:
+        dict with ``"note_logits"`` (logit that a cell is sounding) and
+        ``"velocity"`` (in [0, 1]), each ``[batch, num_pitches, num_frames]``.
+    """
+
+    def __init__(self, num_pitches, num_frames, latent_dim, condition_dim, filters=(32, 64, 128), hidden_dim=256, **kwargs):
+        scale = 2 ** len(filters)
+        grid = (num_pitches // scale, num_frames // scale, filters[-1])
+        # === Layers ===
+        hidden = keras.layers.Dense(hidden_dim, activation="silu", name="hidden")
+        to_grid = keras.layers.Dense(grid[0] * grid[1] * grid[2], activation="silu", name="to_grid")
+        deconv_blocks = [
+            keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="silu", name=f"deconv_{i}")
+            for i, f in enumerate(reversed(filters))
+        ]
+        note_conv = keras.layers.Conv2D(1, 3, padding="same", name="note_conv")
+        velocity_conv = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="velocity_conv")
+
+        # === Functional Model ===
+        latent_input = keras.Input((latent_dim,), name="latent")
+        condition_input = keras.Input((condition_dim,), name="condition")
+        x = keras.layers.Concatenate(name="join_condition")([latent_input, condition_input])
+        x = to_grid(hidden(x))
+        x = keras.layers.Reshape(grid, name="to_grid_shape")(x)
+        for block in deconv_blocks:
+            x = block(x)
+        note_logits = keras.layers.Reshape((num_pitches, num_frames), name="note_logits")(note_conv(x))
+        velocity = keras.layers.Reshape((num_pitches, num_frames), name="velocity")(velocity_conv(x))
+        super().__init__(
+            inputs={"latent": latent_input, "condition": condition_input},
+            outputs={"note_logits": note_logits, "velocity": velocity},
+            **kwargs,
+        )
+
+        # === Config ===
+        self.num_pitches = num_pitches
+        self.num_frames = num_frames
+        self.latent_dim = latent_dim
+        self.condition_dim = condition_dim
+        self.filters = tuple(filters)
+        self.hidden_dim = hidden_dim
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_pitches": self.num_pitches,
+            "num_frames": self.num_frames,
+            "latent_dim": self.latent_dim,
+            "condition_dim": self.condition_dim,
+            "filters": list(self.filters),
+            "hidden_dim": self.hidden_dim,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

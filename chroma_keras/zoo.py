@@ -1,0 +1,138 @@
+"""The model zoo: build models from YAML presets, list presets, save models as presets.
+
+A preset is a YAML file (built-in ones ship in ``chroma_keras/presets/``) or a
+directory holding ``preset.yaml``, ``model.weights.h5`` and ``metadata.json``
+(what :func:`save_to_preset` writes).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+
+import keras
+
+from chroma_keras import config as preset_config
+from chroma_keras.errors import PresetError
+
+WEIGHTS_FILENAME = "model.weights.h5"
+METADATA_FILENAME = "metadata.json"
+
+
+def _model_classes():
+    # Imported lazily so `chroma_keras.list_presets()` does not build any backend state.
+    from chroma_keras.models.conditional_vae import ConditionalVAE
+
+    return {"vae": ConditionalVAE}
+
+
+def list_presets() -> list[tuple[str, str]]:
+    """The built-in presets as ``(name, description)`` pairs, sorted by name."""
+    return preset_config.list_builtin_presets()
+
+
+def _weights_path_for(preset_path: pathlib.Path) -> pathlib.Path:
+    if preset_path.name == preset_config.PRESET_FILENAME:
+        return preset_path.parent / WEIGHTS_FILENAME
+    return preset_path.with_name(preset_path.stem + ".weights.h5")
+
+
+def build_optimizer(training: dict):
+    """The optimizer a preset's ``training`` section asks for."""
+    name, lr = training["optimizer"], training["learning_rate"]
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9)
+
+
+def build_model(config: dict, source: str = "preset"):
+    """Build (and compile) the model a resolved preset dict describes."""
+    kind = config["model"].get("generative", {}).get("type")
+    classes = _model_classes()
+    if kind not in classes:
+        raise PresetError(
+            f"{source}: model.generative.type: no model in this version of chroma_keras implements "
+            f"{kind!r}. Received: {kind!r}. Available: {sorted(classes)}."
+        )
+    model = classes[kind].from_preset_config(config)
+    model.compile(optimizer=build_optimizer(config["training"]))
+    model.preset_config = config
+    return model
+
+
+def from_preset(name_or_path, load_weights: bool = True, weights=None, **overrides):
+    """Build a model from a built-in preset name, a YAML file or a saved preset directory.
+
+    Args:
+        name_or_path: ``"cvae_chromatic"``, a path to a ``.yaml`` file, or a
+            directory written by :func:`save_to_preset`.
+        load_weights: load the preset's weights when it has them (a saved preset
+            directory, or a built-in preset that ships weights). False gives a
+            freshly initialised model of the same architecture.
+        weights: path of a ``.weights.h5`` file to load instead.
+        **overrides: preset overrides, e.g. ``latent_dim=16``,
+            ``**{"model.vae.beta": 0.5}`` or ``model__vae__beta=0.5``.
+
+    Returns:
+        A compiled Keras model (e.g. :class:`chroma_keras.models.ConditionalVAE`)
+        with ``model.preset_config`` holding the resolved preset.
+
+    Example:
+    >>> import chroma_keras as ck
+    >>> model = ck.from_preset("cvae_chromatic", latent_dim=32)
+    >>> model.generate(condition="Red", num_samples=2, seed=0).shape
+    (2, 72, 128)
+    """
+    path = preset_config.resolve_preset_path(name_or_path)
+    config = preset_config.load_preset_config(name_or_path, overrides=overrides or None)
+    model = build_model(config, source=str(path))
+    weights_path = pathlib.Path(weights) if weights is not None else _weights_path_for(path)
+    if weights is not None and not weights_path.is_file():
+        raise PresetError(f"weights={str(weights_path)!r}: no such weights file.")
+    if load_weights and weights_path.is_file():
+        try:
+            model.load_weights(weights_path)
+        except ValueError as exc:
+            raise PresetError(
+                f"{weights_path}: these weights do not fit the architecture of {str(path)!r} "
+                f"(with overrides {overrides or {}}): {exc}"
+            ) from exc
+    model.preset_path = str(path)
+    return model
+
+
+def save_to_preset(model, directory) -> pathlib.Path:
+    """Save a model as a preset directory that :func:`from_preset` loads back.
+
+    Writes ``preset.yaml`` (the model's resolved preset, updated with its
+    constructor arguments), ``model.weights.h5`` and ``metadata.json``.
+
+    Returns:
+        The directory.
+    """
+    if not hasattr(model, "preset_overrides"):
+        raise PresetError(f"save_to_preset: {type(model).__name__} is not a chroma_keras zoo model.")
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    base = getattr(model, "preset_config", None)
+    if base is None:
+        base = preset_config.load_preset_config("cvae_chromatic")
+    config = preset_config.apply_overrides(base, model.preset_overrides(), source="save_to_preset")
+    config = preset_config.validate_config(config, source=str(directory / preset_config.PRESET_FILENAME))
+    (directory / preset_config.PRESET_FILENAME).write_text(preset_config.dump_config(config))
+    model.save_weights(directory / WEIGHTS_FILENAME)
+    from chroma_keras import __version__
+
+    metadata = {
+        "chroma_keras_version": __version__,
+        "keras_version": keras.__version__,
+        "backend": keras.config.backend(),
+        "class_name": type(model).__name__,
+        "parameter_count": int(model.count_params()),
+        "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    (directory / METADATA_FILENAME).write_text(json.dumps(metadata, indent=2) + "\n")
+    return directory

@@ -29,8 +29,8 @@ class ChromaticConditionEmbedding(keras.layers.Layer):
         seed: seed of the dropout's SeedGenerator.
 
     Call arguments:
-        modes: float tensor ``[batch, modes.MODE_VECTOR_SIZE]``.
-        rebracketing: float tensor ``[batch, rebracketing.FEATURE_SIZE]``.
+        modes_vector: float tensor ``[batch, modes.MODE_VECTOR_SIZE]``.
+        rebracketing_vector: float tensor ``[batch, rebracketing.FEATURE_SIZE]``.
         training: whether condition dropout applies.
 
     Returns:
@@ -59,7 +59,7 @@ class ChromaticConditionEmbedding(keras.layers.Layer):
             self.output_dim, activation="silu", name="output_projection", dtype=self.dtype_policy
         )
 
-    def build(self, modes_shape=None, rebracketing_shape=None):
+    def build(self, modes_vector_shape=None, rebracketing_vector_shape=None):
         num_axes = len(modes.AXES)
         self.mode_embeddings = self.add_weight(
             shape=(num_axes, modes.MODES_PER_AXIS, self.axis_dim),
@@ -92,8 +92,8 @@ class ChromaticConditionEmbedding(keras.layers.Layer):
         combined = ops.concatenate([flat, self.rebracketing_projection(features)], axis=-1)
         return self.output_projection(combined)
 
-    def compute_output_shape(self, modes_shape, rebracketing_shape=None):
-        return (modes_shape[0], self.output_dim)
+    def compute_output_shape(self, modes_vector_shape, rebracketing_vector_shape=None):
+        return (modes_vector_shape[0], self.output_dim)
 
     def get_config(self):
         config = super().get_config()

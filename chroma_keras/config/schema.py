@@ -1,0 +1,627 @@
+"""The declarative schema of a preset config.
+
+A preset is a nested mapping. :data:`SCHEMA` describes it with small field
+objects: each knows its type, its allowed values, its default and a one-line
+doc (shown in error messages and in ``docs/presets.md``). The loader
+(:mod:`chroma_keras.config.loader`) walks the schema; nothing here reads files.
+
+Adding a key is one line in :data:`SCHEMA`, e.g. in the ``vae`` section::
+
+    "dropout": FloatField(0, 1, max_exclusive=True, default=0.0, doc="Dropout after the hidden layer."),
+
+then regenerate the table in ``docs/presets.md`` with
+``python -c "from chroma_keras.config.schema import render_markdown; print(render_markdown())"``.
+Rules that tie several keys together live in ``CROSS_FIELD_RULES`` in the loader.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import numbers
+from typing import Any, Iterator, Mapping, Sequence
+
+
+class _Missing:
+    """Marker default of a required field."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+MISSING = _Missing()
+
+
+class Invalid(Exception):
+    """Raised by :meth:`Field.check`: ``reason`` says what is wrong, ``hint`` how to fix it."""
+
+    def __init__(self, reason: str, hint: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
+
+
+def format_number(x) -> str:
+    """A number as a user would write it in YAML (``1000000000``, ``0.15``)."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e16:
+        return str(int(x)) if abs(x) >= 1e6 else repr(x)
+    return repr(x)
+
+
+class Field:
+    """Base of every leaf field.
+
+    Args:
+        doc: one-line description (required).
+        default: value used when the key is absent; :data:`MISSING` makes the key required.
+        nullable: whether ``null`` is accepted.
+        keep: False for keys the loader consumes and never returns (``extends``).
+    """
+
+    def __init__(self, *, doc: str, default: Any = MISSING, nullable: bool = False, keep: bool = True):
+        self.doc = doc
+        self.default = default
+        self.nullable = nullable
+        self.keep = keep
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+    def describe(self) -> str:
+        """What is allowed, e.g. ``an integer in [1, 4096]`` (``or null`` when nullable)."""
+        text = self._describe()
+        return f"{text}, or null" if self.nullable else text
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` converted to the field's type; raise :class:`Invalid`. Never sees ``None``."""
+        raise NotImplementedError
+
+    def default_value(self) -> Any:
+        return copy.deepcopy(self.default)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class IntField(Field):
+    """An integer in ``[min, max]`` (booleans and floats are rejected)."""
+
+    def __init__(self, min: int | None = None, max: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.min, self.max = min, max
+
+    def _describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"an integer in [{format_number(self.min)}, {format_number(self.max)}]"
+        if self.min is not None:
+            return f"an integer >= {format_number(self.min)}"
+        if self.max is not None:
+            return f"an integer <= {format_number(self.max)}"
+        return "an integer"
+
+    def check(self, value):
+        if isinstance(value, bool):
+            raise Invalid("wrong type (true/false is a boolean, not an integer)")
+        if not _is_int(value):
+            hint = ""
+            if _is_real(value) and math.isfinite(value) and float(value).is_integer():
+                hint = f" Write {int(value)} without a decimal point."
+            raise Invalid("wrong type", hint)
+        value = int(value)
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            raise Invalid("out of range")
+        return value
+
+
+class FloatField(Field):
+    """A number in a range; an int is accepted and converted to float, a boolean is not."""
+
+    def __init__(
+        self,
+        min: float | None = None,
+        max: float | None = None,
+        *,
+        min_exclusive: bool = False,
+        max_exclusive: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.min, self.max = min, max
+        self.min_exclusive, self.max_exclusive = min_exclusive, max_exclusive
+
+    def _describe(self) -> str:
+        lo = "(" if self.min_exclusive else "["
+        hi = ")" if self.max_exclusive else "]"
+        if self.min is not None and self.max is not None:
+            return f"a number in {lo}{format_number(self.min)}, {format_number(self.max)}{hi}"
+        if self.min is not None:
+            return f"a number {'>' if self.min_exclusive else '>='} {format_number(self.min)}"
+        if self.max is not None:
+            return f"a number {'<' if self.max_exclusive else '<='} {format_number(self.max)}"
+        return "a number"
+
+    def check(self, value):
+        if isinstance(value, bool):
+            raise Invalid("wrong type (true/false is a boolean, not a number)")
+        if not _is_real(value):
+            raise Invalid("wrong type")
+        value = float(value)
+        if math.isnan(value):
+            raise Invalid("not a number (nan)")
+        if self.min is not None and (value <= self.min if self.min_exclusive else value < self.min):
+            raise Invalid("out of range")
+        if self.max is not None and (value >= self.max if self.max_exclusive else value > self.max):
+            raise Invalid("out of range")
+        return value
+
+
+class ChoiceField(Field):
+    """One of a fixed set of values (strings or ints; compared with their type)."""
+
+    def __init__(self, choices: Sequence, **kwargs):
+        super().__init__(**kwargs)
+        self.choices = tuple(choices)
+
+    def _describe(self) -> str:
+        return "one of " + ", ".join(repr(c) if isinstance(c, str) else format_number(c) for c in self.choices)
+
+    def check(self, value):
+        for choice in self.choices:
+            if _is_int(choice) and _is_int(value) and value == choice:
+                return choice
+            if type(value) is type(choice) and value == choice:
+                return value
+        if isinstance(value, bool):
+            raise Invalid("wrong type (true/false is a boolean)")
+        if not any(isinstance(value, type(c)) or (_is_int(c) and _is_int(value)) for c in self.choices):
+            raise Invalid("wrong type")
+        hint = ""
+        if isinstance(value, str):
+            lowered = {c.lower(): c for c in self.choices if isinstance(c, str)}
+            close = difflib.get_close_matches(value.lower(), list(lowered), n=1)
+            if close:
+                hint = f" Did you mean {lowered[close[0]]!r}?"
+        raise Invalid("not one of the allowed choices", hint)
+
+
+class StrField(Field):
+    """A string (optionally non-empty)."""
+
+    def __init__(self, *, non_empty: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.non_empty = non_empty
+
+    def _describe(self) -> str:
+        return "a non-empty string" if self.non_empty else "a string"
+
+    def check(self, value):
+        if not isinstance(value, str):
+            raise Invalid("wrong type")
+        if self.non_empty and not value.strip():
+            raise Invalid("empty string")
+        return value
+
+
+class BoolField(Field):
+    """``true`` or ``false`` (0/1 and strings are rejected)."""
+
+    def _describe(self) -> str:
+        return "true or false"
+
+    def check(self, value):
+        if not isinstance(value, bool):
+            raise Invalid("wrong type")
+        return value
+
+
+class ListField(Field):
+    """A list whose items all match ``item`` (checked one by one by the loader)."""
+
+    def __init__(self, item: Field, *, min_len: int = 0, max_len: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.item, self.min_len, self.max_len = item, min_len, max_len
+
+    def _describe(self) -> str:
+        if self.max_len is None:
+            size = f"at least {self.min_len} items" if self.min_len else "any number of items"
+        elif self.min_len == self.max_len:
+            size = f"exactly {self.max_len} items"
+        else:
+            size = f"{self.min_len} to {self.max_len} items"
+        return f"a list of {size}, each {self.item.describe()}"
+
+    def check(self, value):
+        """Checks the container only; see :meth:`length_problem` and ``item``."""
+        if not isinstance(value, (list, tuple)):
+            raise Invalid("wrong type")
+        return list(value)
+
+    def length_problem(self, value: list) -> str | None:
+        if len(value) < self.min_len:
+            return f"too few items ({len(value)})"
+        if self.max_len is not None and len(value) > self.max_len:
+            return f"too many items ({len(value)})"
+        return None
+
+
+class Section:
+    """A nested mapping of named fields.
+
+    Args:
+        fields: key -> :class:`Field` or :class:`Section`, in output order.
+        optional: an optional section is only in the output when the preset has it
+            (or ``include_when`` holds); a non-optional one is always filled with defaults.
+        include_when: ``("dotted.path", value)``: also fill this optional section with
+            defaults when that key of the resolved config equals ``value``.
+        doc: one-line description.
+    """
+
+    def __init__(
+        self,
+        fields: Mapping[str, "Field | Section"],
+        *,
+        doc: str,
+        optional: bool = False,
+        include_when: tuple[str, Any] | None = None,
+    ):
+        self.fields = dict(fields)
+        self.doc = doc
+        self.optional = optional
+        self.include_when = include_when
+
+    def describe(self) -> str:
+        return "a mapping (section)"
+
+    def default_value(self) -> dict:
+        """The defaults of every non-optional key (required keys are left out)."""
+        out = {}
+        for name, field in self.fields.items():
+            if isinstance(field, Section):
+                if not field.optional:
+                    out[name] = field.default_value()
+            elif not field.required and field.keep:
+                out[name] = field.default_value()
+        return out
+
+
+SCHEMA = Section(
+    {
+        "name": StrField(non_empty=True, doc="Preset name, stored with saved models."),
+        "description": StrField(default="", doc="One-line human description of the preset."),
+        "extends": StrField(
+            non_empty=True,
+            default=None,
+            nullable=True,
+            keep=False,
+            doc="Parent preset, a built-in name or a path relative to this file, merged under this one; "
+            "consumed by the loader.",
+        ),
+        "model": Section(
+            {
+                "generative": Section(
+                    {
+                        "type": ChoiceField(
+                            ["vae", "diffusion", "autoregressive"],
+                            default=None,
+                            nullable=True,
+                            doc="Generative family of the model; null for scorers and encoders.",
+                        ),
+                    },
+                    doc="Which generator the model has.",
+                ),
+                "vae": Section(
+                    {
+                        "latent_dim": IntField(1, 4096, default=64, doc="Size of the latent vector z."),
+                        "beta": FloatField(0, 100, default=1.0, doc="Weight of the KL term of the VAE loss, as in beta-VAE."),
+                        "encoder_filters": ListField(
+                            IntField(1, 4096, doc="Filters of one encoder conv block."),
+                            min_len=1,
+                            max_len=6,
+                            default=[32, 64, 128],
+                            doc="Conv filters per encoder block; each block halves pitch and time.",
+                        ),
+                        "hidden_dim": IntField(
+                            1, 65536, default=256, doc="Width of the dense layer before the latent heads."
+                        ),
+                        "condition_dim": IntField(
+                            1, 4096, default=32, doc="Size of the chromatic-mode condition embedding."
+                        ),
+                        "condition_dropout": FloatField(
+                            0,
+                            1,
+                            max_exclusive=True,
+                            default=0.1,
+                            doc="Probability of dropping the condition in training, for guidance.",
+                        ),
+                        "velocity_loss_weight": FloatField(
+                            0, 100, default=1.0, doc="Weight of the note-velocity reconstruction loss."
+                        ),
+                        "free_bits": FloatField(
+                            0, 10, default=0.0, doc="Minimum KL per latent dimension, in nats; 0 disables it."
+                        ),
+                        "kl_annealing": Section(
+                            {
+                                "schedule": ChoiceField(
+                                    ["none", "linear", "cyclical", "sigmoid"],
+                                    default="linear",
+                                    doc="Shape of the KL-weight ramp; 'none' uses beta from step 0.",
+                                ),
+                                "warmup_steps": IntField(
+                                    0, 10**9, default=400, doc="Steps for the KL weight to ramp from 0 to beta."
+                                ),
+                                "cycles": IntField(
+                                    1, 1000, default=1, doc="Number of ramps of the cyclical schedule."
+                                ),
+                            },
+                            doc="Schedule of the KL weight during training.",
+                        ),
+                    },
+                    optional=True,
+                    include_when=("model.generative.type", "vae"),
+                    doc="Conditional VAE over piano rolls.",
+                ),
+                "diffusion": Section(
+                    {
+                        "num_steps": IntField(1, 10000, default=1000, doc="Diffusion steps in training."),
+                        "noise_schedule": ChoiceField(
+                            ["linear", "scaled_linear", "cosine"], default="linear", doc="Noise (beta) schedule."
+                        ),
+                        "prediction_type": ChoiceField(
+                            ["epsilon", "v", "sample"], default="epsilon", doc="What the denoiser predicts."
+                        ),
+                    },
+                    optional=True,
+                    include_when=("model.generative.type", "diffusion"),
+                    doc="Diffusion generator.",
+                ),
+                "audio_encoder": Section(
+                    {
+                        "type": ChoiceField(
+                            ["mel_cnn", "wav2vec2", "clap", "precomputed"],
+                            default="mel_cnn",
+                            doc="Audio encoder architecture.",
+                        ),
+                        "pretrained_model": StrField(
+                            default=None, nullable=True, doc="Pretrained checkpoint name; null trains from scratch."
+                        ),
+                        "hidden_dim": IntField(1, 65536, default=512, doc="Width of the audio embedding."),
+                    },
+                    optional=True,
+                    doc="Audio encoder.",
+                ),
+                "midi_encoder": Section(
+                    {
+                        "type": ChoiceField(
+                            ["pianoroll_cnn", "event_transformer", "music_transformer"],
+                            default="pianoroll_cnn",
+                            doc="MIDI encoder architecture.",
+                        ),
+                        "vocab_size": IntField(
+                            1,
+                            10_000_000,
+                            default=None,
+                            nullable=True,
+                            doc="Token vocabulary size; null takes it from the tokenizer.",
+                        ),
+                        "hidden_dim": IntField(1, 65536, default=512, doc="Width of the MIDI embedding."),
+                    },
+                    optional=True,
+                    doc="MIDI encoder.",
+                ),
+                "text_encoder": Section(
+                    {
+                        "type": ChoiceField(["bert", "precomputed"], default="bert", doc="Text encoder architecture."),
+                        "pretrained_model": StrField(
+                            default=None, nullable=True, doc="Pretrained checkpoint name; null uses the default."
+                        ),
+                        "hidden_dim": IntField(1, 65536, default=384, doc="Width of the text embedding."),
+                    },
+                    optional=True,
+                    doc="Text (lyrics, concept) encoder.",
+                ),
+                "fusion": Section(
+                    {
+                        "strategy": ChoiceField(
+                            ["early", "late", "cross_attention", "gated"],
+                            default="late",
+                            doc="How modality embeddings are combined.",
+                        ),
+                        "attention_heads": IntField(1, 64, default=4, doc="Heads of cross-attention fusion."),
+                        "dropout": FloatField(0, 1, max_exclusive=True, default=0.1, doc="Dropout in the fusion block."),
+                    },
+                    optional=True,
+                    doc="Fusion of several modality encoders.",
+                ),
+            },
+            doc="Model architecture.",
+        ),
+        "preprocessing": Section(
+            {
+                "audio": Section(
+                    {
+                        "sample_rate": ChoiceField(
+                            [16000, 22050, 24000, 32000, 44100, 48000], default=44100, doc="Audio sample rate in Hz."
+                        ),
+                        "duration": FloatField(
+                            0, 600, min_exclusive=True, default=30.0, doc="Length of an audio segment in seconds."
+                        ),
+                        "augmentations": Section(
+                            {
+                                "gain_db": FloatField(0, 60, default=0.0, doc="Maximum random gain change in dB."),
+                                "noise_snr_db": FloatField(
+                                    0,
+                                    120,
+                                    default=None,
+                                    nullable=True,
+                                    doc="SNR in dB of added noise; null adds none.",
+                                ),
+                                "pitch_shift_semitones": FloatField(
+                                    0, 12, default=0.0, doc="Maximum random pitch shift in semitones."
+                                ),
+                                "time_stretch": FloatField(
+                                    0, 0.5, default=0.0, doc="Maximum random relative tempo change."
+                                ),
+                            },
+                            doc="Random audio augmentations in training.",
+                        ),
+                    },
+                    optional=True,
+                    doc="Audio loading.",
+                ),
+                "midi": Section(
+                    {
+                        "tokenization": ChoiceField(
+                            ["pianoroll", "remi", "cpword"], default="pianoroll", doc="MIDI representation."
+                        ),
+                        "max_events": IntField(
+                            1, 1_000_000, default=1024, doc="Maximum tokens per segment for token encodings."
+                        ),
+                        "piano_roll": Section(
+                            {
+                                "lowest_pitch": IntField(0, 127, default=24, doc="MIDI pitch of the roll's first row."),
+                                "num_pitches": IntField(1, 128, default=72, doc="Rows (pitches) of the roll."),
+                                "frames_per_second": FloatField(
+                                    0,
+                                    1000,
+                                    min_exclusive=True,
+                                    default=8.0,
+                                    doc="Time resolution of the roll in frames per second.",
+                                ),
+                                "num_frames": IntField(1, 100000, default=128, doc="Columns (frames) of the roll."),
+                            },
+                            doc="Piano-roll geometry.",
+                        ),
+                        "augmentations": Section(
+                            {
+                                "transpose_semitones": IntField(
+                                    0, 12, default=0, doc="Maximum random transposition in semitones."
+                                ),
+                                "velocity_jitter": FloatField(
+                                    0, 1, default=0.0, doc="Maximum random relative velocity change."
+                                ),
+                            },
+                            doc="Random MIDI augmentations in training.",
+                        ),
+                    },
+                    doc="MIDI loading.",
+                ),
+            },
+            doc="Turning data files into model inputs.",
+        ),
+        "training": Section(
+            {
+                "batch_size": IntField(1, 65536, default=32, doc="Examples per training batch."),
+                "epochs": IntField(1, 100000, default=40, doc="Training epochs."),
+                "learning_rate": FloatField(
+                    0, 10, min_exclusive=True, default=0.001, doc="Optimizer learning rate."
+                ),
+                "optimizer": ChoiceField(["adam", "adamw", "sgd"], default="adam", doc="Optimizer."),
+                "split": ChoiceField(
+                    ["song", "segment"],
+                    default="song",
+                    doc="Split unit: whole songs (no leakage) or segments.",
+                ),
+                "validation_fraction": FloatField(0, 0.9, default=0.15, doc="Fraction held out for validation."),
+                "test_fraction": FloatField(0, 0.9, default=0.15, doc="Fraction held out for testing."),
+                "seed": IntField(0, 2**31 - 1, default=0, doc="Random seed of splits, shuffling and init."),
+            },
+            doc="Training loop.",
+        ),
+        "generation": Section(
+            {
+                "sampling": Section(
+                    {
+                        "temperature": FloatField(
+                            0, 100, min_exclusive=True, default=1.0, doc="Sampling temperature."
+                        ),
+                        "top_k": IntField(
+                            0, 1_000_000, default=0, doc="Keep only the k most likely tokens; 0 disables it."
+                        ),
+                        "top_p": FloatField(
+                            0, 1, min_exclusive=True, default=1.0, doc="Nucleus sampling mass; 1 disables it."
+                        ),
+                        "num_steps": IntField(1, 10000, default=50, doc="Denoising or decoding steps."),
+                        "threshold": FloatField(
+                            0,
+                            1,
+                            min_exclusive=True,
+                            max_exclusive=True,
+                            default=0.5,
+                            doc="Probability above which a piano-roll cell is a note.",
+                        ),
+                        "guidance_scale": FloatField(
+                            0, 100, default=1.0, doc="Classifier-free guidance scale; 1 disables it."
+                        ),
+                    },
+                    doc="Sampling parameters.",
+                ),
+            },
+            doc="Generation defaults.",
+        ),
+    },
+    doc="A preset.",
+)
+
+
+def iter_fields(section: Section = SCHEMA, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every ``(path, field_or_section)`` under ``section``, depth first, sections before their keys."""
+    for name, field in section.fields.items():
+        path = prefix + (name,)
+        yield path, field
+        if isinstance(field, Section):
+            yield from iter_fields(field, path)
+
+
+def _format_default(field) -> str:
+    if isinstance(field, Section):
+        if field.optional and field.include_when:
+            path, value = field.include_when
+            return f"absent unless given or `{path}` is `{value}`"
+        return "absent unless given" if field.optional else "always present"
+    if field.required:
+        return "**required**"
+    value = field.default
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`' if value == "" else f"`{value}`"
+    if isinstance(value, list):
+        return "`[" + ", ".join(format_number(v) for v in value) + "]`"
+    return f"`{format_number(value)}`"
+
+
+def render_markdown(section: Section = SCHEMA) -> str:
+    """The schema as markdown: one table per top-level section (pasted into docs/presets.md)."""
+    top_rows = []
+    blocks = []
+    for name, field in section.fields.items():
+        if not isinstance(field, Section):
+            top_rows.append((name, field))
+            continue
+        rows = [((name,), field)] + [((name,) + p, f) for p, f in iter_fields(field)]
+        blocks.append((name, field, rows))
+
+    def table(rows) -> list[str]:
+        lines = ["| Key | Allowed | Default | Description |", "| --- | --- | --- | --- |"]
+        for path, field in rows:
+            key = ".".join(path)
+            allowed = "section" if isinstance(field, Section) else field.describe().replace("|", "\\|")
+            lines.append(f"| `{key}` | {allowed} | {_format_default(field)} | {field.doc} |")
+        return lines
+
+    out = ["### Top level", "", *table([((n,), f) for n, f in top_rows])]
+    for name, field, rows in blocks:
+        out += ["", f"### `{name}`", "", *table(rows)]
+    return "\n".join(out) + "\n"

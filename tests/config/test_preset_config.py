@@ -52,10 +52,10 @@ def test_builtin_preset_loads_with_expected_values():
     assert config["model"]["generative"]["type"] == "vae"
     vae = config["model"]["vae"]
     assert vae["latent_dim"] == 64
-    assert vae["encoder_filters"] == [32, 64, 128]
+    assert vae["encoder_filters"] == [16, 32, 64, 64]
     assert vae["kl_annealing"] == {"schedule": "linear", "warmup_steps": 400, "cycles": 1}
     roll = config["preprocessing"]["midi"]["piano_roll"]
-    assert roll == {"lowest_pitch": 24, "num_pitches": 72, "frames_per_second": 8.0, "num_frames": 128}
+    assert roll == {"lowest_pitch": 28, "num_pitches": 64, "frames_per_second": 8.0, "num_frames": 128}
     assert isinstance(roll["frames_per_second"], float)  # int in the YAML, converted
     assert config["preprocessing"]["midi"]["augmentations"] == {"transpose_semitones": 2, "velocity_jitter": 0.0}
     assert config["training"]["learning_rate"] == 0.001
@@ -272,7 +272,7 @@ def test_dump_config_round_trip(tmp_path):
         overrides={"model.fusion.dropout": 0.2, "training.learning_rate": 1e-5, "description": "1e3"},
     )
     text = dump_config(config)
-    assert "encoder_filters: [32, 64, 128]" in text
+    assert "encoder_filters: [16, 32, 64, 64]" in text
     assert text.index("name:") < text.index("model:") < text.index("training:")  # order kept
     path = tmp_path / "dumped.yaml"
     path.write_text(text)
@@ -283,7 +283,7 @@ def test_dump_config_round_trip(tmp_path):
 def test_get_path():
     config = load_preset_config("cvae_chromatic")
     assert get_path(config, "model.vae.latent_dim") == 64
-    assert get_path(config, "model.vae.encoder_filters.1") == 64
+    assert get_path(config, "model.vae.encoder_filters.1") == 32
     assert get_path(config, "model.diffusion.num_steps", default=None) is None
     with pytest.raises(PresetError, match=r"model.vae has no key 'latnt_dim'. Did you mean 'latent_dim'\?"):
         get_path(config, "model.vae.latnt_dim")

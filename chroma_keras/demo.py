@@ -65,12 +65,16 @@ def train_on_corpus(model, corpus_path, epochs: int | None = None, verbose: int 
     return history, splits, dataset, report
 
 
+# Six songs per colour give each colour one validation and one test song.
+DEMO_CORPUS_SIZE = {"songs_per_colour": 6, "segments_per_song": 10}
+
+
 def run_demo(out_dir="demo_output", preset="cvae_chromatic", epochs: int | None = None, samples_per_condition: int = 4, seed: int = 0, verbose: int = 2, **overrides) -> pathlib.Path:
     """Run the whole demo and return the path of its report."""
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    corpus_path = write_demo_corpus(out / "demo_corpus.parquet", seed=seed)
+    corpus_path = write_demo_corpus(out / "demo_corpus.parquet", seed=seed, **DEMO_CORPUS_SIZE)
     print(f"[demo] wrote the demo corpus to {corpus_path}", flush=True)
     model = zoo.from_preset(preset, **overrides)
     print(f"[demo] training {preset} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}", flush=True)

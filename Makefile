@@ -35,7 +35,7 @@ test: $(STAMP)
 	exit $$status
 
 demo: $(STAMP)
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/chroma-keras demo --out $(DEMO_OUT)
+	KERAS_BACKEND=$${KERAS_BACKEND:-torch} TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/chroma-keras demo --out $(DEMO_OUT)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build dist *.egg-info

@@ -557,7 +557,13 @@ SCHEMA = Section(
                             min_exclusive=True,
                             max_exclusive=True,
                             default=0.5,
-                            doc="Probability above which a piano-roll cell is a note.",
+                            doc="Probability above which a piano-roll cell is a note (decoding: threshold).",
+                        ),
+                        "decoding": ChoiceField(
+                            ["expected_count", "threshold", "bernoulli"],
+                            default="expected_count",
+                            doc="How note probabilities become notes: the round(sum p) most likely cells, "
+                            "cells above threshold, or independent Bernoulli draws.",
                         ),
                         "guidance_scale": FloatField(
                             0, 100, default=1.0, doc="Classifier-free guidance scale; 1 disables it."

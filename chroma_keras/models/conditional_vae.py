@@ -16,6 +16,38 @@ from chroma_keras.models.pianoroll_vae_decoder import PianoRollVAEDecoder
 from chroma_keras.models.pianoroll_vae_encoder import PianoRollVAEEncoder
 from chroma_keras.training.kl_annealing import KL_SCHEDULES, kl_annealing_factor
 
+DECODINGS = ("expected_count", "threshold", "bernoulli")
+
+
+def notes_from_probabilities(probabilities, decoding="expected_count", threshold=0.5, seed=None):
+    """Turn per-cell note probabilities ``[batch, pitches, frames]`` into a boolean mask.
+
+    * ``expected_count``: per roll, the ``round(sum p)`` most probable cells sound, so a roll
+      has as many sounding cells as the model expects. A VAE spreads probability over the
+      plausible notes (e.g. seven scale tones), so no cell may clear 0.5 even when notes
+      are expected; this keeps the most likely ones.
+    * ``threshold``: cells with ``p > threshold``.
+    * ``bernoulli``: each cell independently with probability ``p`` (NumPy generator seeded
+      with ``seed``, the same on every backend); more varied, more fragmented.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    if decoding == "threshold":
+        threshold = float(threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ModelInputError(f"threshold must be in (0, 1). Received: threshold={threshold}")
+        return p > threshold
+    if decoding == "bernoulli":
+        return np.random.default_rng(seed).random(p.shape) < p
+    if decoding != "expected_count":
+        raise ModelInputError(f"decoding must be one of {list(DECODINGS)}. Received: decoding={decoding!r}")
+    flat = p.reshape(len(p), -1)
+    counts = np.rint(flat.sum(axis=1)).astype(np.int64)
+    order = np.argsort(-flat, axis=1, kind="stable")
+    mask = np.zeros_like(flat, dtype=bool)
+    for i, count in enumerate(counts):
+        mask[i, order[i, :count]] = True
+    return mask.reshape(p.shape)
+
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
 class ConditionalVAE(keras.Model):
@@ -87,6 +119,9 @@ class ConditionalVAE(keras.Model):
         kl_schedule="linear",
         kl_warmup_steps=400,
         kl_cycles=1,
+        decoding="expected_count",
+        threshold=0.5,
+        temperature=1.0,
         seed=None,
         **kwargs,
     ):
@@ -97,6 +132,8 @@ class ConditionalVAE(keras.Model):
                 f"num_pitches and num_frames must be divisible by 2 ** len(encoder_filters) = {scale}. "
                 f"Received: num_pitches={num_pitches}, num_frames={num_frames}"
             )
+        if decoding not in DECODINGS:
+            raise ModelInputError(f"decoding must be one of {list(DECODINGS)}. Received: decoding={decoding!r}")
         if kl_schedule not in KL_SCHEDULES:
             raise ModelInputError(f"kl_schedule must be one of {list(KL_SCHEDULES)}. Received: kl_schedule={kl_schedule!r}")
         # === Layers ===
@@ -133,6 +170,9 @@ class ConditionalVAE(keras.Model):
         self.kl_schedule = kl_schedule
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.kl_cycles = int(kl_cycles)
+        self.decoding = decoding
+        self.threshold = float(threshold)
+        self.temperature = float(temperature)
         self.seed = seed
 
     # --- forward pass and loss -------------------------------------------------------------
@@ -201,6 +241,7 @@ class ConditionalVAE(keras.Model):
         vae = config["model"]["vae"]
         roll = config["preprocessing"]["midi"]["piano_roll"]
         annealing = vae["kl_annealing"]
+        sampling = config["generation"]["sampling"]
         return cls(
             num_pitches=roll["num_pitches"],
             num_frames=roll["num_frames"],
@@ -217,6 +258,9 @@ class ConditionalVAE(keras.Model):
             kl_schedule=annealing["schedule"],
             kl_warmup_steps=annealing["warmup_steps"],
             kl_cycles=annealing["cycles"],
+            decoding=sampling["decoding"],
+            threshold=sampling["threshold"],
+            temperature=sampling["temperature"],
             seed=config["training"]["seed"],
             name=config["name"],
         )
@@ -241,6 +285,9 @@ class ConditionalVAE(keras.Model):
             "model.vae.kl_annealing.schedule": self.kl_schedule,
             "model.vae.kl_annealing.warmup_steps": self.kl_warmup_steps,
             "model.vae.kl_annealing.cycles": self.kl_cycles,
+            "generation.sampling.decoding": self.decoding,
+            "generation.sampling.threshold": self.threshold,
+            "generation.sampling.temperature": self.temperature,
         }
 
     # --- inference helpers ----------------------------------------------------------------
@@ -280,15 +327,27 @@ class ConditionalVAE(keras.Model):
         posterior = self.encoder({keys.PIANO_ROLL: ops.convert_to_tensor(rolls), "condition": cond})
         return keras.ops.convert_to_numpy(posterior["z_mean"]), keras.ops.convert_to_numpy(posterior["z_log_var"])
 
-    def decode(self, latents, condition=None, rebracketing=None, threshold=None, return_probabilities=False):
+    def decode(
+        self,
+        latents,
+        condition=None,
+        rebracketing=None,
+        threshold=None,
+        decoding=None,
+        seed=None,
+        return_probabilities=False,
+    ):
         """Decode latent vectors into piano rolls.
 
         Args:
             latents: array ``[batch, latent_dim]``.
             condition: one condition or one per latent.
             rebracketing: rebracketing values.
-            threshold: note-probability threshold (default 0.5); cells above it
-                sound with the decoded velocity, the rest are silent.
+            threshold: note-probability threshold for ``decoding="threshold"``
+                (default: the preset's ``generation.sampling.threshold``).
+            decoding: how note probabilities become notes (default: the preset's
+                ``generation.sampling.decoding``), see :func:`notes_from_probabilities`.
+            seed: seed of ``decoding="bernoulli"``.
             return_probabilities: also return the note probabilities.
 
         Returns:
@@ -298,14 +357,17 @@ class ConditionalVAE(keras.Model):
         z = np.asarray(latents, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ModelInputError(f"latents must have shape [batch, {self.latent_dim}]. Received: shape={z.shape}")
-        threshold = 0.5 if threshold is None else float(threshold)
-        if not 0.0 < threshold < 1.0:
-            raise ModelInputError(f"threshold must be in (0, 1). Received: threshold={threshold}")
         _, cond = self._condition_inputs(condition, len(z), rebracketing)
         decoded = self.decoder({"latent": ops.convert_to_tensor(z), "condition": cond})
         probabilities = keras.ops.convert_to_numpy(ops.sigmoid(decoded["note_logits"]))
         velocity = keras.ops.convert_to_numpy(decoded["velocity"])
-        rolls = np.where(probabilities > threshold, np.clip(velocity, 1.0 / 127.0, 1.0), 0.0).astype(np.float32)
+        sounding = notes_from_probabilities(
+            probabilities,
+            decoding=self.decoding if decoding is None else decoding,
+            threshold=self.threshold if threshold is None else threshold,
+            seed=seed,
+        )
+        rolls = np.where(sounding, np.clip(velocity, 1.0 / 127.0, 1.0), 0.0).astype(np.float32)
         return (rolls, probabilities) if return_probabilities else rolls
 
     def sample_latents(self, num_samples, seed=None, temperature=1.0):
@@ -315,7 +377,16 @@ class ConditionalVAE(keras.Model):
         z = keras.random.normal((num_samples, self.latent_dim), seed=seed)
         return keras.ops.convert_to_numpy(z) * float(temperature)
 
-    def generate(self, condition=None, num_samples=1, seed=None, temperature=1.0, threshold=None, rebracketing=None):
+    def generate(
+        self,
+        condition=None,
+        num_samples=1,
+        seed=None,
+        temperature=None,
+        threshold=None,
+        rebracketing=None,
+        decoding=None,
+    ):
         """Sample new piano rolls for a condition.
 
         Args:
@@ -325,21 +396,25 @@ class ConditionalVAE(keras.Model):
                 sample, or None for unconditional samples.
             num_samples: how many rolls to make.
             seed: integer seed; the same seed gives the same rolls on a backend.
-            temperature: scale of the prior's standard deviation.
-            threshold: note-probability threshold (default 0.5).
+            temperature: scale of the prior's standard deviation (default: the
+                preset's ``generation.sampling.temperature``).
+            threshold: note-probability threshold of ``decoding="threshold"``.
             rebracketing: rebracketing values, e.g. ``{"rebracketing_intensity": 8.0}``.
+            decoding: ``expected_count``, ``threshold`` or ``bernoulli`` (see
+                :func:`notes_from_probabilities`; default: the preset's).
 
         Returns:
             NumPy array ``[num_samples, pitches, frames]``, velocities in [0, 1].
         """
         conditioning.condition_arrays(condition, num_samples, rebracketing)  # validate before sampling
+        temperature = self.temperature if temperature is None else temperature
         z = self.sample_latents(num_samples, seed=seed, temperature=temperature)
-        return self.decode(z, condition, rebracketing, threshold=threshold)
+        return self.decode(z, condition, rebracketing, threshold=threshold, decoding=decoding, seed=seed)
 
-    def reconstruct(self, piano_rolls, condition=None, rebracketing=None, threshold=None):
+    def reconstruct(self, piano_rolls, condition=None, rebracketing=None, threshold=None, decoding=None):
         """Encode then decode (from the posterior mean) under the same condition."""
         mean, _ = self.encode(piano_rolls, condition, rebracketing)
-        return self.decode(mean, condition, rebracketing, threshold=threshold)
+        return self.decode(mean, condition, rebracketing, threshold=threshold, decoding=decoding)
 
     def to_midi(self, piano_rolls, directory, prefix="sample", program=0):
         """Write piano rolls as ``<directory>/<prefix>_<i>.mid`` files; returns their paths."""
@@ -376,6 +451,9 @@ class ConditionalVAE(keras.Model):
             "kl_schedule": self.kl_schedule,
             "kl_warmup_steps": self.kl_warmup_steps,
             "kl_cycles": self.kl_cycles,
+            "decoding": self.decoding,
+            "threshold": self.threshold,
+            "temperature": self.temperature,
             "seed": self.seed,
         }
 

@@ -58,7 +58,7 @@ def test_builtin_preset_loads_with_expected_values():
     assert roll == {"lowest_pitch": 28, "num_pitches": 64, "frames_per_second": 8.0, "num_frames": 128}
     assert isinstance(roll["frames_per_second"], float)  # int in the YAML, converted
     assert config["preprocessing"]["midi"]["augmentations"] == {"transpose_semitones": 2, "velocity_jitter": 0.0}
-    assert config["training"]["learning_rate"] == 0.001
+    assert config["training"]["learning_rate"] == 0.002
     assert config["generation"]["sampling"]["top_k"] == 0  # default filled
     assert "extends" not in config
     # Optional sections stay absent unless asked for.
@@ -252,7 +252,7 @@ def test_apply_overrides_does_not_validate_or_mutate():
     out = apply_overrides(base, {"latent_dim": -1, "training.epochs": 2})
     assert out["model"]["vae"]["latent_dim"] == -1
     assert out["training"]["epochs"] == 2
-    assert base["model"]["vae"]["latent_dim"] == 64 and base["training"]["epochs"] == 40
+    assert base["model"]["vae"]["latent_dim"] == 64 and base["training"]["epochs"] == 30
     with pytest.raises(PresetError, match="latent_dim: out of range"):
         validate_config(out, source="save_to_preset")
 

@@ -10,6 +10,7 @@ import pytest
 from chroma_keras.data import keys
 from chroma_keras.errors import LabelError, ModelInputError
 from chroma_keras.models import ConditionalVAE, PianoRollVAEDecoder, PianoRollVAEEncoder
+from chroma_keras.models.conditional_vae import notes_from_probabilities
 from chroma_keras.training.kl_annealing import kl_annealing_factor, kl_annealing_factor_reference
 
 _spec = importlib.util.spec_from_file_location("vae_fixtures", pathlib.Path(__file__).with_name("vae_fixtures.py"))
@@ -107,9 +108,12 @@ def test_generate_is_seeded_and_returns_velocities():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c) or np.all(a == 0)
     assert a.min() >= 0 and a.max() <= 1
-    rolls, probs = model.decode(model.sample_latents(3, seed=1), "Red", return_probabilities=True)
+    rolls, probs = model.decode(model.sample_latents(3, seed=1), "Red", decoding="threshold", return_probabilities=True)
     # A cell sounds exactly where its probability clears the threshold, with velocity >= 1/127.
     np.testing.assert_array_equal(rolls > 0, probs > 0.5)
+    rolls, probs = model.decode(model.sample_latents(3, seed=1), "Red", return_probabilities=True)
+    # Default decoding: as many sounding cells as the probabilities add up to.
+    np.testing.assert_array_equal((rolls > 0).sum(axis=(1, 2)), np.rint(probs.astype(np.float64).sum(axis=(1, 2))))
     assert rolls[rolls > 0].min() >= 1 / 127 - 1e-7 if (rolls > 0).any() else True
 
 
@@ -147,7 +151,9 @@ def test_bad_inputs_raise_chroma_keras_errors():
     with pytest.raises(ModelInputError, match=r"latents must have shape \[batch, 6\]"):
         model.decode(np.zeros((2, 5)), "Red")
     with pytest.raises(ModelInputError, match="threshold must be in"):
-        model.generate("Red", num_samples=1, threshold=1.5)
+        model.generate("Red", num_samples=1, threshold=1.5, decoding="threshold")
+    with pytest.raises(ModelInputError, match="decoding must be one of"):
+        model.generate("Red", num_samples=1, decoding="greedy")
     with pytest.raises(ModelInputError, match=r"piano_rolls must have shape \[batch, 16, 16\].*\(2, 16, 8\)"):
         model.encode(np.zeros((2, 16, 8)), "Red")
     with pytest.raises(ModelInputError, match="finite velocities"):
@@ -174,3 +180,14 @@ def test_to_midi_writes_files_that_read_back(tmp_path):
     assert notes == [(51, 0.5, 1.5), (58, 2.0, 3.0)]
     score = symusic.Score(str(path), ttype="second")
     assert sorted((n.pitch, round(n.time, 3)) for n in score.tracks[0].notes) == [(51, 0.5), (58, 2.0)]
+
+
+def test_notes_from_probabilities_golden_and_properties():
+    p = np.array([[[0.1, 0.45, 0.3], [0.05, 0.6, 0.0]]])  # sum 1.5 -> 2 cells
+    np.testing.assert_array_equal(notes_from_probabilities(p), [[[False, True, False], [False, True, False]]])
+    np.testing.assert_array_equal(notes_from_probabilities(p, "threshold", 0.4), p > 0.4)
+    many = np.tile(p, (4000, 1, 1))
+    draws = notes_from_probabilities(many, "bernoulli", seed=0)
+    assert not draws[:, 1, 2].any()  # a zero-probability cell never sounds
+    np.testing.assert_allclose(draws.mean(axis=0), p[0], atol=0.03)
+    np.testing.assert_array_equal(draws, notes_from_probabilities(many, "bernoulli", seed=0))

@@ -34,6 +34,6 @@ def test_validation_reconstruction_halves_from_the_first_epoch(tmp_path):
     val = history.history["val_reconstruction_loss"]
     assert val[-1] < 0.5 * val[0], val
     # The trained model writes non-empty rolls for a colour it saw.
-    rolls = model.generate(condition="Orange", num_samples=4, seed=0, threshold=0.3)
+    rolls = model.generate(condition="Orange", num_samples=4, seed=0)
     assert rolls.shape == (4, 64, 32) and (rolls > 0).any()
     assert report.segments_kept == len(dataset)

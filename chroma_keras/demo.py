@@ -69,12 +69,32 @@ def train_on_corpus(model, corpus_path, epochs: int | None = None, verbose: int 
 DEMO_CORPUS_SIZE = {"songs_per_colour": 6, "segments_per_song": 10}
 
 
-def run_demo(out_dir="demo_output", preset="cvae_chromatic", epochs: int | None = None, samples_per_condition: int = 4, seed: int = 0, verbose: int = 2, **overrides) -> pathlib.Path:
-    """Run the whole demo and return the path of its report."""
+def run_demo(
+    out_dir="demo_output",
+    preset="cvae_chromatic",
+    epochs: int | None = None,
+    samples_per_condition: int = 4,
+    seed: int = 0,
+    verbose: int = 2,
+    corpus_size: dict | None = None,
+    **overrides,
+) -> pathlib.Path:
+    """Run the whole demo and return the path of its report.
+
+    Args:
+        out_dir: where everything is written.
+        preset: the preset to train (a piano-roll model).
+        epochs: training epochs (default: the preset's).
+        samples_per_condition: generated segments per colour / condition.
+        seed: seed of the corpus and of generation.
+        verbose: Keras fit verbosity.
+        corpus_size: ``songs_per_colour`` / ``segments_per_song`` of the demo corpus.
+        **overrides: preset overrides (see ``from_preset``).
+    """
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    corpus_path = write_demo_corpus(out / "demo_corpus.parquet", seed=seed, **DEMO_CORPUS_SIZE)
+    corpus_path = write_demo_corpus(out / "demo_corpus.parquet", seed=seed, **(corpus_size or DEMO_CORPUS_SIZE))
     print(f"[demo] wrote the demo corpus to {corpus_path}", flush=True)
     model = zoo.from_preset(preset, **overrides)
     print(f"[demo] training {preset} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}", flush=True)

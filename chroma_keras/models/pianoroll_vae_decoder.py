@@ -2,9 +2,11 @@
 
 import keras
 
+from chroma_keras.models.pianoroll_vae_config import PianoRollVAEConfigMixin
+
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
-class PianoRollVAEDecoder(keras.Model):
+class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
     """Maps a latent vector and a condition vector to note logits and velocities.
 
     The mirror of :class:`PianoRollVAEEncoder`: a dense projection to a coarse
@@ -58,25 +60,4 @@ class PianoRollVAEDecoder(keras.Model):
         )
 
         # === Config ===
-        self.num_pitches = num_pitches
-        self.num_frames = num_frames
-        self.latent_dim = latent_dim
-        self.condition_dim = condition_dim
-        self.filters = tuple(filters)
-        self.hidden_dim = hidden_dim
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_pitches": self.num_pitches,
-            "num_frames": self.num_frames,
-            "latent_dim": self.latent_dim,
-            "condition_dim": self.condition_dim,
-            "filters": list(self.filters),
-            "hidden_dim": self.hidden_dim,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._store_grid_config(num_pitches, num_frames, latent_dim, condition_dim, filters, hidden_dim)

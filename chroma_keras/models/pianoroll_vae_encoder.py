@@ -3,10 +3,11 @@
 import keras
 
 from chroma_keras.data import keys
+from chroma_keras.models.pianoroll_vae_config import PianoRollVAEConfigMixin
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
-class PianoRollVAEEncoder(keras.Model):
+class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
     """Maps a piano roll and a condition vector to a Gaussian posterior.
 
     Stride-2 convolution blocks halve pitch and time per block, the result is
@@ -53,25 +54,4 @@ class PianoRollVAEEncoder(keras.Model):
         super().__init__(inputs={keys.PIANO_ROLL: roll_input, "condition": condition_input}, outputs=outputs, **kwargs)
 
         # === Config ===
-        self.num_pitches = num_pitches
-        self.num_frames = num_frames
-        self.latent_dim = latent_dim
-        self.condition_dim = condition_dim
-        self.filters = tuple(filters)
-        self.hidden_dim = hidden_dim
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_pitches": self.num_pitches,
-            "num_frames": self.num_frames,
-            "latent_dim": self.latent_dim,
-            "condition_dim": self.condition_dim,
-            "filters": list(self.filters),
-            "hidden_dim": self.hidden_dim,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._store_grid_config(num_pitches, num_frames, latent_dim, condition_dim, filters, hidden_dim)

@@ -18,22 +18,31 @@ SMALL_CVAE = {
     "model.vae.kl_annealing.warmup_steps": 60,
     "training.batch_size": 16,
     "training.learning_rate": 0.003,
-    "training.epochs": 10,
+    "training.epochs": 25,
 }
 
 
 @pytest.mark.slow
-def test_validation_reconstruction_halves_from_the_first_epoch(tmp_path):
+def test_cvae_learns_the_demo_corpus_and_its_conditions(tmp_path):
     path = tmp_path / "demo.parquet"
-    pq.write_table(generate_demo_corpus(songs_per_colour=3, segments_per_song=6, seed=0), path)
+    pq.write_table(generate_demo_corpus(songs_per_colour=6, segments_per_song=10, seed=0), path)
     model = ck.from_preset("cvae_chromatic", **SMALL_CVAE)
     history, splits, dataset, report = train_on_corpus(model, path, verbose=0)
     # Grouped by song: no song in two parts.
     songs = {k: {dataset.song_ids[i] for i in v} for k, v in splits.items()}
     assert not songs["train"] & songs["validation"] and not songs["train"] & songs["test"]
     val = history.history["val_reconstruction_loss"]
-    assert val[-1] < 0.5 * val[0], val
+    # make demo's full-size run falls by ~35% (docs/models/cvae.md); this small run must fall by 30%.
+    assert val[-1] < 0.7 * val[0], val
     # The trained model writes non-empty rolls for a colour it saw.
     rolls = model.generate(condition="Orange", num_samples=4, seed=0)
     assert rolls.shape == (4, 64, 32) and (rolls > 0).any()
     assert report.segments_kept == len(dataset)
+    # Conditioning reaches the output: "thing" (Red) sits in the low register, "person" (Violet) high
+    # (demo-corpus traits); compare probability-weighted mean pitch rows on the same latents.
+    rows = np.arange(model.num_pitches)[None, :, None]
+    mean_row = {}
+    for colour in ("Red", "Violet"):
+        _, p = model.decode(model.sample_latents(16, seed=1), colour, return_probabilities=True)
+        mean_row[colour] = float((p * rows).sum() / p.sum())
+    assert mean_row["Red"] + 8 < mean_row["Violet"], mean_row

@@ -15,7 +15,7 @@ spatial       thing       low register (MIDI 28-50), bass instruments, a bass li
 spatial       place       middle register (48-72), strings/pads, sustained chords
 spatial       person      high register (64-90), voice/flute, a stepwise melody
 ontological   imagined    lydian: major-7th chords, raised 4th; loud (80-110)
-ontological   forgotten   natural minor, dropped notes and silent bars; soft (40-60)
+ontological   forgotten   natural minor, dropped notes and silent half bars; soft (40-60)
 ontological   known       major scale, plain major triads; medium (60-90)
 ============  ==========  ==========================================================
 
@@ -25,6 +25,18 @@ label stays "no mode" while the music still varies. Indigo's "Known, Forgotten"
 picks one of the two harmony styles bar by bar. The song-level
 ``rebracketing_intensity`` (0-12, spread evenly over each colour's songs) adds
 passing notes: about four times as many notes at 12 as at 0.
+
+Every song is a short pattern played over and over, like a riff or a loop:
+:data:`PATTERN_BARS` (2) bars, drawn once per song with all of the traits above
+(rhythm, pitches, velocities, its style's four-chord progression, one chord per
+half bar, passing notes, "forgotten" drops and rests), then repeated for the whole
+song. Each repetition changes at most a note or two (:data:`VARIATION_PROBABILITY`,
+:data:`FORGOTTEN_EXTRA_DROP_PROBABILITY`), so a segment is almost entirely
+predictable from its first two bars, while songs differ from each other. This is
+what a generative model needs to reconstruct segments at all. A pattern has only a
+few dozen notes, so its shares (bass roots, colour tones, drops, rests, passing
+notes per note) are drawn by quota rather than note by note: that keeps every
+song's traits close to their mode's value.
 
 Everything is deterministic: one numpy Generator per song, seeded from
 ``(seed, song index)`` (plus small ones for text, missing MIDI and duplicates),
@@ -109,12 +121,19 @@ VELOCITIES = {"imagined": (80, 110), "forgotten": (40, 60), "known": (60, 90)}
 # "Imagined" single lines land on the raised 4th or the major 7th this often.
 COLOUR_TONES = (6, 11)
 COLOUR_TONE_PROBABILITY = 0.35
-FORGOTTEN_DROP_PROBABILITY = 0.25  # a note of a "forgotten" bar is left out
-FORGOTTEN_REST_BAR_PROBABILITY = 0.2  # a whole "forgotten" bar is silent
+BASS_POOL_SHARES = (0.6, 0.25, 0.15)  # "thing" bass notes: root, fifth, any chord tone
+FORGOTTEN_DROP_PROBABILITY = 0.25  # share of a pattern's "forgotten" notes left out
+FORGOTTEN_REST_PROBABILITY = 0.2  # share of a pattern's "forgotten" half bars (but the first) left silent
+# Every song repeats one pattern of this many bars, drawn once per song, with a chord
+# every CHORD_BEATS beats (so the pattern plays its style's whole four-chord progression).
+PATTERN_BARS = 2
+CHORD_BEATS = 2
+VARIATION_PROBABILITY = 0.12  # a repetition has one note moved to a scale neighbour or dropped
+FORGOTTEN_EXTRA_DROP_PROBABILITY = 0.15  # a repetition drops one more of its "forgotten" notes
 LYRIC_PROBABILITY = 0.6
 BEATS_PER_BAR = 4
-# Rebracketing: up to this many passing notes follow each note event, each present with
-# probability intensity / MAX_INTENSITY, starting these fractions of a grid step after it.
+# Rebracketing: each note event is followed by up to this many passing notes, on average
+# PASSING_NOTES_MAX * intensity / MAX_INTENSITY, starting these fractions of a grid step after it.
 PASSING_NOTES_MAX = 3
 PASSING_OFFSETS = (0.5, 0.25, 0.75)
 
@@ -240,7 +259,7 @@ def _nearest(candidates, target, avoid=None):
 
 
 def _onsets(plan: SongPlan, total_beats: float, rng: np.random.Generator):
-    """(onset_beats, duration_beats, strong) for the song's rhythm (temporal trait)."""
+    """(onset_beats, duration_beats, strong) over ``total_beats`` for the pattern's rhythm (temporal trait)."""
     step = plan.beats_per_step
     events = []
     n_steps = int(np.ceil(total_beats / step))
@@ -255,48 +274,103 @@ def _onsets(plan: SongPlan, total_beats: float, rng: np.random.Generator):
             position = k % 4
             if rng.random() < FUTURE_ONSET_PROBABILITY[position]:
                 length = 2 if rng.random() < 0.3 else 1
-                events.append((onset, 0.9 * step * length, strong))
+                # A long note never runs past the pattern's end into its next repetition.
+                events.append((onset, min(0.9 * step * length, total_beats - onset - 0.1 * step), strong))
     return events
 
 
-def _song_notes(plan: SongPlan, total_seconds: float, rng: np.random.Generator) -> list[tuple[int, float, float, int]]:
-    """Every note of the song as (pitch, start_s, end_s, velocity), in song time."""
-    beat = 60.0 / plan.bpm
-    total_beats = total_seconds / beat
-    n_bars = int(np.ceil(total_beats / BEATS_PER_BAR)) + 1
+@dataclass(frozen=True)
+class _PatternNote:
+    """One note of a song's pattern, in beats from the pattern's start."""
+
+    pitch: int
+    start: float
+    end: float
+    velocity: int
+    style: str  # the harmony style of its bar: its scale for variations, "forgotten" drops
+
+
+def _passing_counts(n_events: int, intensity: float, rng: np.random.Generator) -> list[int]:
+    """Passing notes per note event: intensity * PASSING_NOTES_MAX on average, spread evenly.
+
+    The pattern's total is fixed by intensity (rounded), and only where the extra
+    notes go is random, so intensity sets a song's density directly.
+    """
+    total = int(round(intensity * PASSING_NOTES_MAX * n_events))
+    base, extra = divmod(total, n_events) if n_events else (0, 0)
+    counts = [base] * n_events
+    for i in rng.permutation(n_events)[:extra].tolist():
+        counts[i] += 1
+    return counts
+
+
+def _quota(shares, n: int, rng: np.random.Generator) -> list[int]:
+    """n category ids, category i about shares[i] * n times (the last takes the rest), shuffled.
+
+    A pattern has only a few dozen notes; drawing its choices by quota instead of
+    one by one keeps each song's share of, say, bass roots at the trait's value.
+    """
+    counts = [int(round(share * n)) for share in shares[:-1]]
+    counts.append(max(n - sum(counts), 0))
+    ids = np.repeat(np.arange(len(shares)), counts)[:n]
+    return rng.permutation(ids).tolist()
+
+
+def _song_pattern(plan: SongPlan, rng: np.random.Generator) -> list[_PatternNote]:
+    """The song's pattern: PATTERN_BARS bars of notes, drawn once and repeated for the whole song."""
+    pattern_beats = PATTERN_BARS * BEATS_PER_BAR
     low, high = REGISTERS[plan.spatial]
     intensity = plan.training_data["rebracketing_intensity"] / MAX_INTENSITY
 
-    # Harmony per bar: a style (Indigo mixes its two), a chord, and silent "forgotten" bars.
-    bar_style, bar_chord, bar_rest = [], [], []
-    for bar in range(n_bars):
+    # Harmony: a style per bar (Indigo mixes its two) and a chord per half bar, the style's
+    # whole progression once: its first chord, then the other three in a random order.
+    bar_style = []
+    for bar in range(PATTERN_BARS):
         if len(plan.ontological) > 1:
-            style = plan.ontological[int(rng.integers(len(plan.ontological)))]
+            bar_style.append(plan.ontological[int(rng.integers(len(plan.ontological)))])
         else:
-            style = plan.ontological[0]
-        chords = CHORDS[style]
-        chord = chords[0] if bar % 4 == 0 else chords[int(rng.integers(len(chords)))]
-        bar_style.append(style)
-        bar_chord.append(chord)
-        bar_rest.append(style == "forgotten" and bar % 4 != 0 and rng.random() < FORGOTTEN_REST_BAR_PROBABILITY)
+            bar_style.append(plan.ontological[0])
+    n_spans = int(pattern_beats // CHORD_BEATS)
+    order = [0] + (1 + rng.permutation(n_spans - 1)).tolist()
+    span_style = [bar_style[int(h * CHORD_BEATS // BEATS_PER_BAR)] for h in range(n_spans)]
+    span_chord = [CHORDS[style][order[h] % len(CHORDS[style])] for h, style in enumerate(span_style)]
+    # Silent "forgotten" half bars (never the first), decided once, so they repeat.
+    eligible = [h for h in range(1, n_spans) if span_style[h] == "forgotten"]
+    rests = _quota((1 - FORGOTTEN_REST_PROBABILITY, FORGOTTEN_REST_PROBABILITY), len(eligible), rng)
+    span_rest = [False] * n_spans
+    for h, rest in zip(eligible, rests):
+        span_rest[h] = bool(rest)
 
-    notes = []
-    sounding_until: dict[int, float] = {}  # pitch -> end time of its latest note
+    # The note events that sound: "forgotten" drops are part of the pattern, so they repeat.
+    events = []  # (onset, duration, strong, span)
+    for onset, duration, strong in _onsets(plan, pattern_beats, rng):
+        span = int(onset // CHORD_BEATS)
+        if not span_rest[span]:
+            events.append((onset, duration, strong, span))
+    forgotten = [i for i, e in enumerate(events) if span_style[e[3]] == "forgotten"]
+    shares = (1 - FORGOTTEN_DROP_PROBABILITY, FORGOTTEN_DROP_PROBABILITY)
+    drops = {i for i, drop in zip(forgotten, _quota(shares, len(forgotten), rng)) if drop}
+    events = [e for i, e in enumerate(events) if i not in drops]
+    passing_counts = _passing_counts(len(events), intensity, rng)
+    bass_pools = _quota(BASS_POOL_SHARES, len(events), rng)  # root / fifth / any chord tone
+    colour_tones = _quota((1 - COLOUR_TONE_PROBABILITY, COLOUR_TONE_PROBABILITY), len(events), rng)
 
-    def add(pitch, start, end, velocity):
+    notes: list[_PatternNote] = []
+    sounding_until: dict[int, float] = {}  # pitch -> end of its latest note, in pattern beats
+
+    def add(pitch, start, end, velocity, style):
         # Never overlap two notes of one pitch, so every MIDI parser reads the same notes.
         if start < sounding_until.get(pitch, -1.0):
             return
         sounding_until[pitch] = end
-        notes.append((pitch, start, end, velocity))
+        notes.append(_PatternNote(int(pitch), float(start), float(end), int(velocity), style))
 
     previous = (low + high) // 2
+    first_pitch = None
     pad_count = 0
-    for onset, duration, strong in _onsets(plan, total_beats, rng):
-        bar = int(onset // BEATS_PER_BAR)
-        style, chord = bar_style[bar], bar_chord[bar]
-        if bar_rest[bar] or (style == "forgotten" and rng.random() < FORGOTTEN_DROP_PROBABILITY):
-            continue
+    step = plan.beats_per_step
+    for event_index, (onset, duration, strong, span) in enumerate(events):
+        style, chord = span_style[span], span_chord[span]
         scale_pitches = _pitches_of(SCALES[style], plan.tonic, low, high)
         chord_pitches = _pitches_of(chord, plan.tonic, low, high)
         v_low, v_high = VELOCITIES[style]
@@ -307,24 +381,28 @@ def _song_notes(plan: SongPlan, total_seconds: float, rng: np.random.Generator) 
         # The pitch of this event (spatial trait). A line never repeats its previous
         # pitch, so fast notes stay separate notes in a piano roll.
         if plan.spatial == "thing":
-            draw = rng.random()
-            pool = chord[:1] if draw < 0.6 else chord[2:3] if draw < 0.85 else chord
+            # The root on each chord change, then roots, fifths and chord tones by quota.
+            first_of_chord = event_index == 0 or events[event_index - 1][3] != span
+            pool = chord[:1] if first_of_chord else (chord[:1], chord[2:3], chord)[bass_pools[event_index]]
             pitch = _nearest(_pitches_of(pool, plan.tonic, low, high), previous, avoid=previous)
             if pitch == previous:
                 pitch = _nearest(chord_pitches, previous, avoid=previous)
         elif plan.spatial == "place":
             # Sustained pad: strike the next chord tone and let it ring for a whole cycle
-            # through the chord (cut at the bar line), so the chord builds up and holds.
+            # through the chord (cut at the chord change), so the chord builds up and holds.
             # Cycles alternate between a low and a high octave, so a pitch is struck again
             # only after a gap and stays a separate note in a piano roll.
             cycle, position = divmod(pad_count, len(chord))
             pad_count += 1
             base = PAD_OCTAVES[cycle % 2]
             pitch = _nearest(_pitches_of(chord[position : position + 1], plan.tonic, base, base + 11), base + 6)
-            duration = min(len(chord) * plan.beats_per_step * 0.95, (bar + 1) * BEATS_PER_BAR - onset)
+            duration = min(len(chord) * step * 0.95, (span + 1) * CHORD_BEATS - onset)
         else:
             # Stepwise melody on the scale, landing on chord tones on the beat.
-            index = scale_pitches.index(_nearest(scale_pitches, previous)) + int(rng.choice((-2, -1, 1, 1, 2)))
+            # The walk leans back toward the register's middle, so every pattern spans it.
+            here = scale_pitches.index(_nearest(scale_pitches, previous))
+            moves = (-2, -1, 1, 1, 2) if previous <= (low + high) // 2 else (-2, -1, -1, 1, 2)
+            index = here + int(rng.choice(moves))
             if index < 0:  # reflect at the register's edges
                 index = -index
             elif index >= len(scale_pitches):
@@ -334,23 +412,70 @@ def _song_notes(plan: SongPlan, total_seconds: float, rng: np.random.Generator) 
                 pitch = _nearest(chord_pitches, pitch)
             if pitch == previous:
                 pitch = _nearest(scale_pitches, pitch, avoid=previous)
-        if style == "imagined" and plan.spatial != "place" and rng.random() < COLOUR_TONE_PROBABILITY:
+        if style == "imagined" and plan.spatial != "place" and colour_tones[event_index]:
             pitch = _nearest(_pitches_of(COLOUR_TONES, plan.tonic, low, high), pitch, avoid=previous)
+        if plan.spatial != "place" and event_index == len(events) - 1 and pitch == first_pitch != previous:
+            # The pattern's last note leads into its first one when it repeats: keep them apart.
+            pitch = _nearest(scale_pitches, pitch, avoid=first_pitch)
         previous = pitch
-        add(pitch, onset * beat, (onset + duration) * beat, velocity)
+        first_pitch = pitch if first_pitch is None else first_pitch
+        add(pitch, onset, onset + duration, velocity, style)
 
         # Rebracketing intensity: passing notes one, two, three scale steps away, each
         # over before the next grid step.
-        step = plan.beats_per_step
         index = scale_pitches.index(_nearest(scale_pitches, pitch))
-        for j in range(int(rng.binomial(PASSING_NOTES_MAX, intensity))):
+        for j in range(passing_counts[event_index]):
             target = index + int(rng.choice((-1, 1))) * (j + 1)
             passing = scale_pitches[min(max(target, 0), len(scale_pitches) - 1)]
             offset = PASSING_OFFSETS[j]
-            passing_start = (onset + step * offset) * beat
-            passing_end = (onset + step * min(offset + 0.45, 0.95)) * beat
             if passing != pitch:
-                add(passing, passing_start, passing_end, max(v_low, velocity - 10))
+                passing_end = onset + step * min(offset + 0.45, 0.95)
+                add(passing, onset + step * offset, passing_end, max(v_low, velocity - 10), style)
+    notes.sort(key=lambda n: (n.start, n.pitch))
+    return notes
+
+
+def _song_notes(plan: SongPlan, total_seconds: float, rng: np.random.Generator) -> list[tuple[int, float, float, int]]:
+    """Every note of the song as (pitch, start_s, end_s, velocity), in song time.
+
+    The song is its pattern (:func:`_song_pattern`) played over and over. Each
+    repetition has, with probability VARIATION_PROBABILITY, one note moved to a
+    scale neighbour or left out; repetitions with "forgotten" notes also lose one
+    of them with probability FORGOTTEN_EXTRA_DROP_PROBABILITY.
+    """
+    beat = 60.0 / plan.bpm
+    pattern = _song_pattern(plan, rng)
+    pattern_beats = PATTERN_BARS * BEATS_PER_BAR
+    n_repetitions = int(np.ceil(total_seconds / beat / pattern_beats)) + 1
+    low, high = REGISTERS[plan.spatial]
+    forgotten = [i for i, n in enumerate(pattern) if n.style == "forgotten"]
+
+    notes = []
+    sounding_until: dict[int, float] = {}  # pitch -> end time of its latest note
+
+    for repetition in range(n_repetitions):
+        pitches = [n.pitch for n in pattern]
+        dropped = set()
+        if pattern and rng.random() < VARIATION_PROBABILITY:
+            i = int(rng.integers(len(pattern)))
+            if rng.random() < 0.5:
+                dropped.add(i)
+            else:
+                scale = _pitches_of(SCALES[pattern[i].style], plan.tonic, low, high)
+                index = scale.index(_nearest(scale, pitches[i])) + int(rng.choice((-1, 1)))
+                pitches[i] = scale[min(max(index, 0), len(scale) - 1)]
+        if forgotten and rng.random() < FORGOTTEN_EXTRA_DROP_PROBABILITY:
+            dropped.add(forgotten[int(rng.integers(len(forgotten)))])
+        offset = repetition * pattern_beats
+        for i, note in enumerate(pattern):
+            if i in dropped:
+                continue
+            start, end = (offset + note.start) * beat, (offset + note.end) * beat
+            # Never overlap two notes of one pitch (a varied note may meet its neighbour).
+            if start < sounding_until.get(pitches[i], -1.0):
+                continue
+            sounding_until[pitches[i]] = end
+            notes.append((pitches[i], start, end, note.velocity))
     notes.sort(key=lambda n: (n[1], n[0]))
     return notes
 

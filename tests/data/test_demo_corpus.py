@@ -12,8 +12,10 @@ import symusic
 
 from chroma_keras import modes
 from chroma_keras.data.demo_corpus import (
+    BEATS_PER_BAR,
     DEMO_SCHEMA,
     DEMO_SPEC,
+    PATTERN_BARS,
     generate_demo_corpus,
     write_demo_corpus,
 )
@@ -287,3 +289,83 @@ def test_rebracketing_intensity_raises_note_count(first_rows):
     r = float(np.corrcoef(intensity, counts)[0, 1])
     print(f"Pearson r(intensity, note count) = {r:.3f}")
     assert r > 0.3
+
+
+# --- repetition ---------------------------------------------------------------------
+
+PATTERN_SIXTEENTHS = PATTERN_BARS * BEATS_PER_BAR * 16  # every onset lies on a sixteenth-of-a-beat grid
+
+
+@pytest.fixture(scope="module")
+def song_notes(first_rows):
+    """Per song: its tempo and every note as (pitch, onset in sixteenths of a beat from the song's start)."""
+    songs = {}
+    for row in first_rows:
+        if not row["has_midi"]:
+            continue
+        pm = pretty_midi.PrettyMIDI(io.BytesIO(row["midi_binary"]))
+        bpm = float(pm.get_tempo_changes()[1][0])
+        song = songs.setdefault(row["song_id"], {"bpm": bpm, "notes": []})
+        for note in pm.instruments[0].notes:
+            sixteenths = (row["start_seconds"] + note.start) * bpm / 60.0 * 16
+            song["notes"].append((note.pitch, int(round(sixteenths))))
+    return songs
+
+
+def recurrence(notes, period):
+    """Per note: in how many repetitions of ``period`` its (pitch, onset mod period) sounds, and the repetitions."""
+    repetitions = {}
+    for pitch, onset in notes:
+        repetitions.setdefault((pitch, onset % period), set()).add(onset // period)
+    n_repetitions = len({onset // period for _, onset in notes})
+    return np.array([len(repetitions[(pitch, onset % period)]) for pitch, onset in notes]), n_repetitions
+
+
+def test_every_song_repeats_a_two_bar_pattern(song_notes):
+    assert len(song_notes) == 8 * 4
+    recurring, in_most = [], []
+    for song_id, song in song_notes.items():
+        # Sixteenths of a beat are an exact grid: rounding absorbs the ticks and the integer tempo.
+        counts, n_repetitions = recurrence(song["notes"], PATTERN_SIXTEENTHS)
+        assert n_repetitions >= 16, song_id  # 192 s at 60 bpm or more: 24 patterns, less missing MIDI
+        # Nearly every note recurs in another repetition, and most belong to the pattern itself:
+        # a (pitch, position) that sounds in at least half of the song's repetitions.
+        recurring.append(float(np.mean(counts >= 2)))
+        in_most.append(float(np.mean(counts >= n_repetitions / 2)))
+        assert recurring[-1] >= 0.9 and in_most[-1] >= 0.8, (song_id, recurring[-1], in_most[-1])
+    print(f"notes recurring: min {min(recurring):.3f}; in at least half the repetitions: min {min(in_most):.3f}")
+
+
+def test_second_half_of_a_segment_repeats_its_first_half(first_rows, song_notes):
+    """In the piano roll, each frame of a segment's second half is seen a whole number of patterns earlier."""
+    rows = [r for r in first_rows if r["has_midi"]]
+    rolls = [midi_to_piano_roll(r["midi_binary"], DEMO_SPEC, source=r["segment_id"]) > 0 for r in rows]
+    n_frames = DEMO_SPEC.num_frames
+    half = n_frames // 2
+
+    def predicted_second_half(roll, pattern_frames):
+        # Frame t comes from t - k * pattern_frames, the first copy in the first half; the pattern
+        # is not a whole number of frames, so both neighbouring frames count.
+        out = np.zeros((roll.shape[0], n_frames - half), bool)
+        for t in range(half, n_frames):
+            source = t - (int((t - half) // pattern_frames) + 1) * pattern_frames
+            out[:, t - half] = roll[:, int(np.floor(source))] | roll[:, int(np.ceil(source))]
+        return out
+
+    recall, baseline = [], []
+    for i, (row, roll) in enumerate(zip(rows, rolls)):
+        bpm = song_notes[row["song_id"]]["bpm"]
+        pattern_frames = PATTERN_BARS * BEATS_PER_BAR * 60.0 / bpm * DEMO_SPEC.frames_per_second
+        assert pattern_frames <= half
+        target = roll[:, half:]
+        recall.append((predicted_second_half(roll, pattern_frames) & target).sum() / target.sum())
+        # The same prediction from a segment of another song.
+        other = rolls[(i + len(rolls) // 2) % len(rolls)]
+        baseline.append((predicted_second_half(other, pattern_frames) & target).sum() / target.sum())
+    recall, baseline = np.array(recall), np.array(baseline)
+    print(
+        f"second half seen one pattern earlier: mean {recall.mean():.3f}, 5% quantile {np.quantile(recall, 0.05):.3f}, "
+        f"min {recall.min():.3f}; another song: mean {baseline.mean():.3f}"
+    )
+    assert recall.mean() >= 0.9 and np.quantile(recall, 0.05) >= 0.8 and recall.min() >= 0.6
+    assert baseline.mean() < 0.3

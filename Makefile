@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 		echo "Installing python3-venv (needed to create $(VENV))"; \
 		apt-get update && apt-get install -y python3-venv; \
 	fi
+	@if ! command -v fluidsynth >/dev/null 2>&1 || [ ! -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then \
+		echo "Installing fluidsynth + fluid-soundfont-gm (MIDI -> audio rendering)"; \
+		(apt-get update && apt-get install -y fluidsynth fluid-soundfont-gm) \
+			|| echo "fluidsynth unavailable: audio renders use the pure-Python additive synth"; \
+	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	# torch is pinned to the CPU wheel (a looser spec pulls a multi-GB CUDA build).

@@ -18,7 +18,17 @@ class LabelError(ChromaKerasError, ValueError):
 
 
 class DataError(ChromaKerasError, ValueError):
-    """A data file or a segment in it is malformed."""
+    """A data file or a segment in it is malformed.
+
+    Args:
+        message: what is wrong, naming the file / segment_id and what was expected.
+        reason: optional short machine-readable code (``"truncated"``, ``"nan"``, ...)
+            that readers count in their skip/mask reports.
+    """
+
+    def __init__(self, message="", reason=None):
+        super().__init__(message)
+        self.reason = reason
 
 
 class MidiError(DataError):

@@ -8,14 +8,19 @@ loudest note sounding there (0 = silence).
 Reading (:func:`midi_to_piano_roll`):
 
 * Input is a Standard MIDI File as ``bytes``, a path to a ``.mid`` file, or a
-  ``pretty_midi.PrettyMIDI``. Bytes and files are parsed with mido (pure Python),
-  so malformed input raises :class:`~chroma_keras.errors.MidiError` instead of
-  crashing the process.
-* Note events are read directly, honouring the tempo map (``set_tempo``), so
-  a note-on without a note-off (segments cut from longer files have these) is
-  kept and closed at the end of the window. A note-on with velocity 0 is a
-  note-off. Repeated note-ons of one key are matched to note-offs first in,
-  first out.
+  ``pretty_midi.PrettyMIDI``. Bytes and files are checked by
+  :func:`~chroma_keras.preprocessing.midi_validation.read_midi_layout` (so
+  malformed input raises :class:`~chroma_keras.errors.MidiError` before any
+  native code sees it), parsed with symusic, and filled into the roll with
+  vectorised numpy: ~14x the throughput of walking mido messages and ~24x
+  pretty_midi's (``benchmarks/midi_pianoroll_throughput.py``). Files symusic cannot read as we
+  need (SMPTE division, format 2 with per-track tempo maps, events symusic
+  rejects) go through the mido reader, which also gives the precise error.
+* Note times honour the tempo map (``set_tempo`` events of all tracks; each track
+  has its own in format 2). A note-on without a note-off (segments cut from
+  longer files have these) is kept and closed at the end of the window. A
+  note-on with velocity 0 is a note-off. Repeated note-ons of one key are
+  matched to note-offs first in, first out.
 * A note occupies frames ``floor(start * fps)`` to ``ceil(end * fps)`` (exclusive),
   at least one frame, clipped to the window (times within 1/100 frame of a frame
   boundary count as on it, absorbing tick rounding). Pitches outside
@@ -48,7 +53,6 @@ import io
 import math
 import os
 import pathlib
-import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass, fields
 from typing import Mapping, Union
@@ -58,6 +62,12 @@ import numpy as np
 import pretty_midi
 
 from chroma_keras.errors import DataError, MidiError, PresetError
+from chroma_keras.preprocessing.midi_validation import (
+    MAX_DELTA_TICKS,
+    MidiLayout,
+    parse_score,
+    read_midi_layout,
+)
 
 MidiLike = Union[bytes, bytearray, memoryview, str, os.PathLike, pretty_midi.PrettyMIDI]
 
@@ -212,30 +222,13 @@ def _read_bytes(midi, name: str) -> bytes:
 
 
 def _parse_smf(data: bytes, name: str) -> mido.MidiFile:
-    if not data:
-        raise MidiError(f"{name}: empty MIDI data; expected a Standard MIDI File (starting with b'MThd').")
-    if not data.startswith(b"MThd"):
-        raise MidiError(
-            f"{name}: not a Standard MIDI File; expected data starting with b'MThd'. "
-            f"Received first bytes: {data[:8]!r}"
-        )
-    if len(data) < 14:
-        raise MidiError(f"{name}: the Standard MIDI File is truncated ({len(data)} bytes; a header alone is 14).")
-    header_length, file_type, num_tracks = struct.unpack(">LHH", data[4:12])
-    if header_length < 6 or file_type > 2 or num_tracks == 0:
-        raise MidiError(
-            f"{name}: malformed MIDI header; expected length >= 6, format 0, 1 or 2 and at least one track. "
-            f"Received: length={header_length}, format={file_type}, tracks={num_tracks}"
-        )
+    """Parse structurally valid SMF bytes with mido (the fallback reader)."""
     try:
-        midi_file = mido.MidiFile(file=io.BytesIO(data))
+        return mido.MidiFile(file=io.BytesIO(data))
     except EOFError:
         raise MidiError(f"{name}: the Standard MIDI File is truncated (unexpected end of data).") from None
     except Exception as exc:  # mido raises OSError, ValueError, KeyError, ... on malformed data
         raise MidiError(f"{name}: cannot parse the Standard MIDI File: {type(exc).__name__}: {exc}") from None
-    if midi_file.ticks_per_beat == 0:
-        raise MidiError(f"{name}: the MIDI header's division (ticks per beat) is 0; expected a positive value.")
-    return midi_file
 
 
 class _TempoMap:
@@ -326,6 +319,86 @@ def _notes_from_pretty_midi(pm: pretty_midi.PrettyMIDI, include_drums: bool):
     ]
 
 
+def _note_arrays(notes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pitch, start, end, velocity) arrays from a list of note tuples."""
+    if not notes:
+        empty = np.zeros(0)
+        return empty.astype(np.int64), empty, empty, empty.astype(np.int64)
+    pitch, start, end, velocity = zip(*notes)
+    return (
+        np.asarray(pitch, np.int64),
+        np.asarray(start, np.float64),
+        np.asarray(end, np.float64),
+        np.asarray(velocity, np.int64),
+    )
+
+
+def _tick_clock(score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tempo segments of a symusic score: start ticks, microseconds per quarter, start seconds.
+
+    Tempo events of all tracks form one map (later events at one tick win), with
+    120 bpm before the first, as in :class:`_TempoMap`; computed in float64 with the
+    same operation order, so both readers give the same seconds.
+    """
+    tempos = score.tempos.numpy()
+    tpq = score.ticks_per_quarter
+    if len(tempos["time"]) == 0 or (len(tempos["time"]) == 1 and tempos["time"][0] == 0):
+        mspq = int(tempos["mspq"][0]) if len(tempos["time"]) else DEFAULT_TEMPO_US
+        return np.zeros(1, np.int64), np.array([mspq], np.int64), np.zeros(1)
+    ticks = np.concatenate([[0], tempos["time"].astype(np.int64)])
+    mspq = np.concatenate([[DEFAULT_TEMPO_US], tempos["mspq"].astype(np.int64)])
+    order = np.argsort(ticks, kind="stable")
+    ticks, mspq = ticks[order], mspq[order]
+    last_at_tick = np.append(ticks[1:] != ticks[:-1], True)
+    ticks, mspq = ticks[last_at_tick], mspq[last_at_tick]
+    spans = np.diff(ticks) * mspq[:-1] / 1e6 / tpq
+    return ticks, mspq, np.concatenate([[0.0], np.cumsum(spans)])
+
+
+def _to_seconds(tick: np.ndarray, clock, tpq: int) -> np.ndarray:
+    ticks, mspq, seconds = clock
+    if len(ticks) == 1:  # one tempo (most files): no search
+        return seconds[0] + (tick - ticks[0]) * mspq[0] / 1e6 / tpq
+    i = np.searchsorted(ticks, tick, side="right") - 1
+    return seconds[i] + (tick - ticks[i]) * mspq[i] / 1e6 / tpq
+
+
+def _notes_with_symusic(data: bytes, layout: MidiLayout, spec: PianoRollSpec, include_drums: bool, name: str):
+    """Note arrays read with symusic, or None when the mido reader must handle this file.
+
+    Dangling notes are closed ``MAX_DELTA_TICKS`` after their track's last event, which
+    lies beyond the window (checked below), so they are drawn to the window's end.
+    """
+    if layout.format == 2 or layout.is_smpte:
+        return None
+    try:
+        score = parse_score(
+            data,
+            source=name,
+            layout=layout,
+            dangling_delay_ticks=MAX_DELTA_TICKS,
+            dangling_pitches=range(spec.lowest_pitch, spec.highest_pitch),
+            skip_channels=() if include_drums else (DRUM_CHANNEL,),
+        )
+    except MidiError:
+        return None
+    clock = _tick_clock(score)
+    tpq = score.ticks_per_quarter
+    if _to_seconds(np.array([MAX_DELTA_TICKS]), clock, tpq)[0] <= spec.duration_seconds:
+        return None  # a window longer than 2**28 ticks: the added note-offs could fall inside it
+    arrays = [t.notes.numpy() for t in score.tracks if include_drums or not t.is_drum]
+    if not arrays:
+        return _note_arrays([])
+    start_tick = np.concatenate([a["time"] for a in arrays]).astype(np.int64)
+    end_tick = start_tick + np.concatenate([a["duration"] for a in arrays])
+    if (end_tick < start_tick).any():
+        return None  # tick overflow in a pathological file
+    pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)
+    velocity = np.concatenate([a["velocity"] for a in arrays]).astype(np.int64)
+    seconds = _to_seconds(np.concatenate([start_tick, end_tick]), clock, tpq)
+    return pitch, seconds[: len(pitch)], seconds[len(pitch) :], velocity
+
+
 def midi_to_piano_roll(
     midi: MidiLike,
     spec: PianoRollSpec,
@@ -351,29 +424,36 @@ def midi_to_piano_roll(
     """
     name = _source_name(midi, source)
     if isinstance(midi, pretty_midi.PrettyMIDI):
-        notes = _notes_from_pretty_midi(midi, include_drums)
-    else:
-        midi_file = _parse_smf(_read_bytes(midi, name), name)
-        notes = _notes_from_midi_file(midi_file, spec.duration_seconds, include_drums, name)
+        return _render(_note_arrays(_notes_from_pretty_midi(midi, include_drums)), spec)
+    data = _read_bytes(midi, name)
+    layout = read_midi_layout(data, source=name)
+    notes = _notes_with_symusic(data, layout, spec, include_drums, name)
+    if notes is None:
+        midi_file = _parse_smf(data, name)
+        notes = _note_arrays(_notes_from_midi_file(midi_file, spec.duration_seconds, include_drums, name))
     return _render(notes, spec)
 
 
 def _render(notes, spec: PianoRollSpec) -> np.ndarray:
+    """Fill a roll from note arrays: each note covers its frames, the louder note wins a cell."""
+    pitch, start, end, velocity = notes
     roll = np.zeros(spec.shape, dtype=np.float32)
     fps = spec.frames_per_second
-    for pitch, start, end, velocity in notes:
-        row = pitch - spec.lowest_pitch
-        if row < 0 or row >= spec.num_pitches:
-            continue
-        first = max(int(math.floor(start * fps + _FRAME_EPS)), 0)
-        last = int(math.ceil(end * fps - _FRAME_EPS))
-        last = max(last, int(math.floor(start * fps + _FRAME_EPS)) + 1)
-        last = min(last, spec.num_frames)
-        if first >= last:
-            continue
-        value = np.float32(min(max(velocity, 0), 127) / 127.0)
-        cells = roll[row, first:last]
-        np.maximum(cells, value, out=cells)
+    rows = pitch - spec.lowest_pitch
+    first_raw = np.floor(start * fps + _FRAME_EPS)
+    first = np.maximum(first_raw, 0.0)
+    last = np.minimum(np.maximum(np.ceil(end * fps - _FRAME_EPS), first_raw + 1), spec.num_frames)
+    keep = (rows >= 0) & (rows < spec.num_pitches) & (first < last)
+    if not keep.any():
+        return roll
+    first, last = first[keep].astype(np.int64), last[keep].astype(np.int64)
+    lengths = last - first
+    # Flat index of every covered cell: row * num_frames + first, ..., row * num_frames + last - 1.
+    run_starts = np.cumsum(lengths) - lengths
+    total = int(run_starts[-1] + lengths[-1])
+    cells = np.repeat(rows[keep] * spec.num_frames + first - run_starts, lengths) + np.arange(total)
+    values = (np.clip(velocity[keep], 0, 127) / 127.0).astype(np.float32)
+    np.maximum.at(roll.reshape(-1), cells, np.repeat(values, lengths))
     return roll
 
 

@@ -1,6 +1,8 @@
 """Tests for chroma_keras.preprocessing.pianoroll (numpy / mido / pretty_midi / symusic; no keras)."""
 
+import importlib.util
 import io
+import pathlib
 
 import mido
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 import symusic
 
 from chroma_keras.errors import DataError, MidiError, PresetError
+from chroma_keras.preprocessing import pianoroll
 from chroma_keras.preprocessing.pianoroll import (
     PianoRollSpec,
     midi_to_piano_roll,
@@ -322,3 +325,98 @@ def test_smpte_division():
     data = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\xe7\x28" + b"MTrk" + len(track).to_bytes(4, "big") + track
     roll = midi_to_piano_roll(data, SPEC)
     assert np.flatnonzero(roll[60 - SPEC.lowest_pitch]).tolist() == list(range(8))
+
+
+# --- the fast reader: parity with the source project's mido walk and with pretty_midi ------------
+
+
+def _benchmark_module():
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "midi_pianoroll_throughput.py"
+    spec = importlib.util.spec_from_file_location("midi_pianoroll_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BENCH = _benchmark_module()
+
+
+def dangling_note_ons(data):
+    """Note-ons that never meet a note-off (counted with mido, FIFO per track/channel/key)."""
+    count = 0
+    for track in mido.MidiFile(file=io.BytesIO(data)).tracks:
+        open_notes = {}
+        for msg in track:
+            if msg.type == "note_on" and msg.velocity > 0:
+                open_notes[(msg.channel, msg.note)] = open_notes.get((msg.channel, msg.note), 0) + 1
+            elif msg.type in ("note_on", "note_off") and open_notes.get((msg.channel, msg.note)):
+                open_notes[(msg.channel, msg.note)] -= 1
+        count += sum(open_notes.values())
+    return count
+
+
+def test_rolls_equal_the_mido_reimplementation_on_generated_segments(monkeypatch):
+    corpus = BENCH.generate_corpus(25, seed=11)
+    assert sum(dangling_note_ons(d) > 0 for d in corpus) >= 5  # the corpus exercises dangling notes
+    assert len({mido.MidiFile(file=io.BytesIO(d)).ticks_per_beat for d in corpus}) >= 4
+    # Every file goes through symusic: the mido reader would raise.
+    monkeypatch.setattr(pianoroll, "_parse_smf", lambda data, name: pytest.fail(f"mido fallback used for {name}"))
+    for spec in (BENCH.SOURCE_SPEC, SPEC, PianoRollSpec(lowest_pitch=30, num_pitches=50, frames_per_second=31.25,
+                                                        num_frames=300)):
+        for index, data in enumerate(corpus):
+            ours = midi_to_piano_roll(data, spec, source=f"generated {index}")
+            np.testing.assert_array_equal(ours, BENCH.mido_piano_roll(data, spec), err_msg=f"generated {index}")
+    drums = midi_to_piano_roll(corpus[0], SPEC, include_drums=True)
+    np.testing.assert_array_equal(drums, BENCH.mido_piano_roll(corpus[0], SPEC, include_drums=True))
+
+
+@pytest.mark.filterwarnings("ignore:Tempo, Key or Time signature:RuntimeWarning")
+def test_roll_occupancy_agrees_with_pretty_midi():
+    # pretty_midi drops notes without note-off, pairs re-struck keys differently and stretches notes
+    # under the sustain pedal, so those are left out here.
+    kwargs = dict(dangling=False, same_key_overlaps=False, controllers=False)
+    # Notes on frame boundaries: identical occupancy.
+    for data in BENCH.generate_corpus(15, seed=3, grid_aligned=True, **kwargs):
+        ours = midi_to_piano_roll(data, BENCH.SOURCE_SPEC)
+        assert ours.any()
+        np.testing.assert_array_equal(ours > 0, BENCH.pretty_midi_piano_roll(data, BENCH.SOURCE_SPEC) > 0)
+    # Notes anywhere: pretty_midi truncates both ends to a frame (int(t * fs)), we round the end up,
+    # so cells may differ only on a frame next to a note boundary of that pitch.
+    fps = BENCH.SOURCE_SPEC.frames_per_second
+    for data in BENCH.generate_corpus(10, seed=4, **kwargs):
+        ours = midi_to_piano_roll(data, BENCH.SOURCE_SPEC) > 0
+        theirs = BENCH.pretty_midi_piano_roll(data, BENCH.SOURCE_SPEC) > 0
+        notes = [n for i in pretty_midi.PrettyMIDI(io.BytesIO(data)).instruments if not i.is_drum for n in i.notes]
+        near = [(n.pitch, int(t * fps)) for n in notes for t in (n.start, n.end)]
+        boundaries = {(pitch, frame + d) for pitch, frame in near for d in (-1, 0, 1)}
+        differing = {tuple(cell) for cell in np.argwhere(ours != theirs).tolist()}
+        assert differing <= boundaries
+        assert (ours & theirs).sum() > 0.6 * theirs.sum()
+
+
+def test_format_2_keeps_a_tempo_map_per_track():
+    # Track 0 at 60 bpm, track 1 at the default 120 bpm: 960 ticks are 2 s in one, 1 s in the other.
+    slow = [mido.MetaMessage("set_tempo", tempo=1_000_000), on(60, 960), off(60, 480)]
+    fast = [on(64, 960), off(64, 480)]
+    roll = midi_to_piano_roll(smf([slow, fast], file_type=2), SPEC)
+    assert np.flatnonzero(roll[60 - SPEC.lowest_pitch]).tolist() == list(range(frame_of(2.0), frame_of(3.0)))
+    assert np.flatnonzero(roll[64 - SPEC.lowest_pitch]).tolist() == list(range(frame_of(1.0), frame_of(1.5)))
+
+
+def test_stacked_dangling_notes_and_a_longer_header():
+    # Key 60 struck twice (soft, then loud) and never released; key 62 released.
+    data = smf([[on(60, 0, velocity=40), on(60, 960, velocity=120), on(62, 0), off(62, 480)]])
+    roll = midi_to_piano_roll(data, SPEC)
+    row = roll[60 - SPEC.lowest_pitch]
+    assert np.all(row[: frame_of(1.0)] == np.float32(40 / 127))
+    assert np.all(row[frame_of(1.0) :] == np.float32(120 / 127))
+    np.testing.assert_array_equal(roll, BENCH.mido_piano_roll(data, SPEC))
+    # An 8-byte MThd (allowed by the standard, refused by symusic's parser) reads the same.
+    longer = data[:4] + (8).to_bytes(4, "big") + data[8:14] + b"\x00\x00" + data[14:]
+    np.testing.assert_array_equal(midi_to_piano_roll(longer, SPEC), roll)
+
+
+def test_bad_midi_errors_carry_a_reason_code():
+    with pytest.raises(MidiError) as info:
+        midi_to_piano_roll(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x01\x00", SPEC, source="s")
+    assert info.value.reason == "truncated"

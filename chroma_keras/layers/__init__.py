@@ -1,6 +1,7 @@
 """Reusable Keras layers."""
 
 from chroma_keras.layers.chromatic_condition_embedding import ChromaticConditionEmbedding
+from chroma_keras.layers.log_mel_spectrogram import LogMelSpectrogram
 from chroma_keras.layers.reparameterization import Reparameterization
 
-__all__ = ["ChromaticConditionEmbedding", "Reparameterization"]
+__all__ = ["ChromaticConditionEmbedding", "LogMelSpectrogram", "Reparameterization"]

@@ -27,7 +27,15 @@ def _cmd_show(args) -> int:
 def _cmd_demo_corpus(args) -> int:
     from chroma_keras.data.demo_corpus import write_demo_corpus
 
-    path = write_demo_corpus(args.out, songs_per_colour=args.songs_per_colour, segments_per_song=args.segments_per_song, seed=args.seed)
+    audio = None if args.audio == "none" else args.audio
+    path = write_demo_corpus(
+        args.out,
+        songs_per_colour=args.songs_per_colour,
+        segments_per_song=args.segments_per_song,
+        seed=args.seed,
+        audio=audio,
+        audio_sample_rate=args.sample_rate,
+    )
     print(f"wrote {path}")
     return 0
 
@@ -37,7 +45,8 @@ def _cmd_demo(args) -> int:
     from chroma_keras.demo import run_demo
 
     overrides = config.parse_overrides(args.set) if args.set else {}
-    run_demo(args.out, preset=args.preset, epochs=args.epochs, seed=args.seed, **_flatten(overrides))
+    audio = None if args.audio == "none" else args.audio
+    run_demo(args.out, preset=args.preset, epochs=args.epochs, seed=args.seed, audio=audio, **_flatten(overrides))
     return 0
 
 
@@ -50,6 +59,10 @@ def _flatten(tree, prefix=""):
         else:
             flat[path] = value
     return flat
+
+
+# Audio rendering of the demo corpus: preprocessing.synthesis backends, or none.
+AUDIO_CHOICES = ("auto", "fluidsynth", "additive", "none")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--songs-per-colour", type=int, default=4)
     p.add_argument("--segments-per-song", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--audio", choices=AUDIO_CHOICES, default="none", help="render audio for each segment (default: none)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="sample rate of rendered audio")
     p.set_defaults(func=_cmd_demo_corpus)
 
     p = sub.add_parser("demo", help="build the demo corpus, train a preset on it, generate MIDI and write a report")
@@ -78,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's training.epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
+    p.add_argument("--audio", choices=AUDIO_CHOICES, default="auto", help="how the corpus' audio is rendered")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -20,9 +20,8 @@ import numpy as np
 
 from chroma_keras import modes, zoo
 from chroma_keras.data.demo_corpus import write_demo_corpus
-from chroma_keras.data.pianoroll_dataset import PianoRollBatches, load_pianoroll_dataset
-from chroma_keras.data.splits import split_by_segment, split_by_song
-from chroma_keras.preprocessing.pianoroll import PianoRollSpec
+from chroma_keras.data.multimodal_dataset import MultimodalDataset, report_summary
+from chroma_keras.errors import DataError
 
 # A combination no album has, to show per-axis conditioning.
 NOVEL_CONDITION = {"temporal": "future", "spatial": "thing", "ontological": "known"}
@@ -32,38 +31,44 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
-def train_on_corpus(model, corpus_path, epochs: int | None = None, verbose: int = 2, callbacks=()):
-    """Train a piano-roll model on a segment parquet with its preset's training settings.
+def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, callbacks=()):
+    """Train a model on a segment source with its preset's training settings.
+
+    The data goes through :class:`~chroma_keras.data.multimodal_dataset.MultimodalDataset`,
+    the same reader as the user's media parquet: split by song (or segment) as
+    ``training.split`` says, shuffled and augmented for training only.
+
+    Args:
+        model: a model built by ``from_preset`` (it carries ``preset_config``).
+        corpus: a parquet path, a folder, ``"demo"`` or an open ``SegmentSource``.
+        epochs: training epochs (default ``training.epochs``).
+        verbose: Keras fit verbosity.
+        callbacks: extra Keras callbacks.
 
     Returns:
-        ``(history, splits, dataset, read_report)``.
+        ``(history, datasets)``: the Keras history and ``{"train", "validation",
+        "test"}`` datasets (``None`` for an empty validation or test split).
     """
     config = model.preset_config
-    training = config["training"]
-    spec = PianoRollSpec.from_config(config)
-    dataset, report = load_pianoroll_dataset(corpus_path, spec)
-    if training["split"] == "song":
-        splits = split_by_song(
-            dataset.song_ids, dataset.colours, training["validation_fraction"], training["test_fraction"], training["seed"]
-        )
-    else:
-        splits = split_by_segment(len(dataset), training["validation_fraction"], training["test_fraction"], training["seed"])
-    train = PianoRollBatches(
-        dataset.subset(splits["train"]),
-        batch_size=training["batch_size"],
-        transpose_semitones=config["preprocessing"]["midi"]["augmentations"]["transpose_semitones"],
-        seed=training["seed"],
-    )
-    validation = dataset.subset(splits["validation"]).inputs() if len(splits["validation"]) else None
+    require = tuple(getattr(model, "required_modalities", ()))
+    datasets = {"train": MultimodalDataset(corpus, config, split="train", require=require)}
+    for split in ("validation", "test"):
+        try:
+            datasets[split] = MultimodalDataset(corpus, config, split=split, require=require)
+        except DataError:
+            datasets[split] = None  # too few songs for this split
     history = model.fit(
-        train,
-        validation_data=(validation,) if validation is not None else None,
-        epochs=epochs or training["epochs"],
+        datasets["train"],
+        validation_data=datasets["validation"],
+        epochs=epochs or config["training"]["epochs"],
         verbose=verbose,
         callbacks=list(callbacks),
     )
-    return history, splits, dataset, report
+    return history, datasets
 
+
+# The corpus' audio is rendered at 16 kHz to keep `make demo` quick (the user's file is 44.1 kHz).
+DEMO_AUDIO_SAMPLE_RATE = 16000
 
 # Six songs per colour give each colour one validation and one test song.
 DEMO_CORPUS_SIZE = {"songs_per_colour": 6, "segments_per_song": 10}
@@ -77,6 +82,7 @@ def run_demo(
     seed: int = 0,
     verbose: int = 2,
     corpus_size: dict | None = None,
+    audio: str | None = "auto",
     **overrides,
 ) -> pathlib.Path:
     """Run the whole demo and return the path of its report.
@@ -89,23 +95,34 @@ def run_demo(
         seed: seed of the corpus and of generation.
         verbose: Keras fit verbosity.
         corpus_size: ``songs_per_colour`` / ``segments_per_song`` of the demo corpus.
+        audio: how the corpus' audio is rendered (``preprocessing.synthesis``
+            backend: ``"auto"`` uses fluidsynth when installed, else the additive
+            synth) or None for a MIDI-only corpus.
         **overrides: preset overrides (see ``from_preset``).
     """
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    corpus_path = write_demo_corpus(out / "demo_corpus.parquet", seed=seed, **(corpus_size or DEMO_CORPUS_SIZE))
+    print(f"[demo] writing the demo corpus with {audio or 'no'} audio rendering ...", flush=True)
+    corpus_path = write_demo_corpus(
+        out / "demo_corpus.parquet",
+        seed=seed,
+        audio=audio,
+        audio_sample_rate=DEMO_AUDIO_SAMPLE_RATE,
+        **(corpus_size or DEMO_CORPUS_SIZE),
+    )
     print(f"[demo] wrote the demo corpus to {corpus_path}", flush=True)
     model = zoo.from_preset(preset, **overrides)
     print(f"[demo] training {preset} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}", flush=True)
     history_csv = out / "history.csv"
-    history, splits, dataset, read_report = train_on_corpus(
+    history, datasets = train_on_corpus(
         model, corpus_path, epochs=epochs, verbose=verbose, callbacks=[keras.callbacks.CSVLogger(str(history_csv))]
     )
-    print(f"[demo] {read_report.summary()}", flush=True)
+    read_report = report_summary(datasets["train"].report())
+    print(f"[demo] {read_report}", flush=True)
     test_metrics = {}
-    if len(splits["test"]):
-        test_metrics = model.evaluate(dataset.subset(splits["test"]).inputs(), verbose=0, return_dict=True)
+    if datasets["test"] is not None:
+        test_metrics = model.evaluate(datasets["test"], verbose=0, return_dict=True)
     model_dir = zoo.save_to_preset(model, out / "model")
 
     written = {}
@@ -124,9 +141,9 @@ def run_demo(
         f"# chroma_keras demo report ({preset})",
         "",
         f"- backend: {keras.config.backend()}, keras {keras.__version__}",
-        f"- corpus: {corpus_path} ({read_report.summary()})",
+        f"- corpus: {corpus_path} ({read_report})",
         f"- split by {model.preset_config['training']['split']}: "
-        + ", ".join(f"{k} {len(v)} segments" for k, v in splits.items()),
+        + ", ".join(f"{k} {d.num_examples if d is not None else 0} segments" for k, d in datasets.items()),
         f"- epochs: {len(hist['loss'])}, wall time {time.time() - started:.0f} s",
         "",
         "| metric | first epoch | last epoch |",

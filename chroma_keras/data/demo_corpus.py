@@ -547,6 +547,8 @@ def generate_demo_corpus(
     seed: int = 0,
     missing_midi_fraction: float = 0.05,
     duplicate_rows: int = 2,
+    audio: str | None = None,
+    audio_sample_rate: int = SAMPLE_RATE,
 ) -> pa.Table:
     """Build the demo corpus as a ``pyarrow.Table`` with :data:`DEMO_SCHEMA`.
 
@@ -560,6 +562,13 @@ def generate_demo_corpus(
         duplicate_rows: stale duplicate rows appended after all originals: copies
             of existing ``segment_id`` s with different lyric and MIDI content, as in
             the user's file. Readers must keep the first row of each ``segment_id``.
+        audio: None (no audio: ``has_audio`` False, null ``audio_waveform``) or a
+            ``preprocessing.synthesis.render_midi`` backend (``"auto"``,
+            ``"fluidsynth"``, ``"additive"``). Each song is rendered once and cut
+            into its windows, stored as raw little-endian float32 bytes like the
+            user's file; segments whose MIDI is null keep their audio (audio-only rows).
+        audio_sample_rate: sample rate of the rendered audio (the user's file is
+            always 44100; a lower rate renders and trains faster).
 
     Returns:
         One row per segment, ordered by colour (``modes.COLOURS`` order), song and
@@ -579,6 +588,11 @@ def generate_demo_corpus(
     if int(duplicate_rows) < 0:
         raise DataError(f"duplicate_rows must be >= 0. Received: duplicate_rows={duplicate_rows}")
 
+    if audio is not None:
+        from chroma_keras.preprocessing.synthesis import BACKENDS, render_midi
+
+        if audio not in BACKENDS:
+            raise DataError(f"audio must be None or one of {list(BACKENDS)}. Received: audio={audio!r}")
     colours = training_colours()
     rows: dict[str, list] = {name: [] for name in DEMO_SCHEMA.names}
     segment_seconds = float(segment_seconds)
@@ -598,6 +612,17 @@ def generate_demo_corpus(
             title = f"{text_rng.choice(_TITLE_ADJECTIVES)} {text_rng.choice(_TITLE_NOUNS)}"
             concept = _concept(plan, title)
             training_data = json.dumps(plan.training_data, sort_keys=True)
+            song_seconds = segments_per_song * segment_seconds
+            waveform = None
+            if audio is not None:
+                waveform = render_midi(
+                    _segment_midi(plan, notes, 0.0, song_seconds),
+                    sample_rate=int(audio_sample_rate),
+                    backend=audio,
+                    duration=song_seconds,
+                    seed=song_index,
+                    source=plan.song_id,
+                )
             for i in range(int(segments_per_song)):
                 start = i * segment_seconds
                 has_lyric = bool(colour.name != "Green" and text_rng.random() < LYRIC_PROBABILITY)
@@ -606,13 +631,18 @@ def generate_demo_corpus(
                 rows["start_seconds"].append(start)
                 rows["end_seconds"].append(start + segment_seconds)
                 rows["duration_seconds"].append(segment_seconds)
-                rows["has_audio"].append(False)
+                rows["has_audio"].append(waveform is not None)
                 rows["has_midi"].append(True)
                 rows["lyric_text"].append(_lyric(plan, text_rng) if has_lyric else "")
                 rows["concept"].append(concept)
                 rows["track_description"].append(plan.track_description)
-                rows["audio_waveform"].append(None)
-                rows["audio_sample_rate"].append(SAMPLE_RATE)
+                if waveform is None:
+                    rows["audio_waveform"].append(None)
+                else:
+                    first = int(round(start * audio_sample_rate))
+                    last = int(round((start + segment_seconds) * audio_sample_rate))
+                    rows["audio_waveform"].append(waveform[first:last].astype("<f4").tobytes())
+                rows["audio_sample_rate"].append(int(audio_sample_rate))
                 rows["midi_binary"].append(_segment_midi(plan, notes, start, segment_seconds))
                 rows["rainbow_color"].append(colour.name)
                 for axis in modes.AXES:

@@ -426,6 +426,9 @@ class ConditionalVAE(keras.Model):
         rolls = self._check_rolls(piano_rolls)
         return [write_midi(roll, directory / f"{prefix}_{i:03d}.mid", spec, program=program) for i, roll in enumerate(rolls)]
 
+    # Segments without MIDI carry nothing to reconstruct: datasets skip them.
+    required_modalities = ("midi",)
+
     def colour_names(self):
         """The colours this model can be conditioned on by name."""
         return list(modes.COLOUR_NAMES)

@@ -509,8 +509,29 @@ SCHEMA = Section(
                                 "velocity_jitter": FloatField(
                                     0, 1, default=0.0, doc="Maximum random relative velocity change."
                                 ),
+                                "quantize_steps_per_quarter": IntField(
+                                    0, 64, default=0, doc="Snap note times to this grid per quarter note; 0 disables it."
+                                ),
+                                "out_of_range": ChoiceField(
+                                    ["fold", "drop"],
+                                    default="fold",
+                                    doc="Transposed notes outside 0..127: fold back by octaves, or drop them.",
+                                ),
                             },
                             doc="Random MIDI augmentations in training.",
+                        ),
+                        "tokens": Section(
+                            {
+                                "cpword_layout": ChoiceField(
+                                    ["compound", "separate"],
+                                    default="compound",
+                                    doc="CPWord ids as [events, fields] (compound) or flattened into one sequence.",
+                                ),
+                                "positions_per_beat": IntField(1, 32, default=8, doc="Time grid of REMI/CPWord positions."),
+                                "num_velocities": IntField(1, 127, default=32, doc="Velocity bins of the token vocabulary."),
+                                "use_tempos": BoolField(default=True, doc="Emit tempo tokens."),
+                            },
+                            doc="miditok token settings (tokenization remi or cpword).",
                         ),
                     },
                     doc="MIDI loading.",

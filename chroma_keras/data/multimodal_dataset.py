@@ -95,6 +95,7 @@ class _Plan:
     max_text_length: int
     transpose_semitones: int
     audio_augmenter: object | None
+    midi_augment: object | None  # AugmentationSpec applied to MIDI bytes (tokens, velocity, quantization)
 
 
 class MultimodalDataset(keras.utils.PyDataset):
@@ -183,6 +184,7 @@ class MultimodalDataset(keras.utils.PyDataset):
         self._lock = threading.Lock()
         self._cached: dict[str, np.ndarray] | None = None
         self._cached_ids: list[str] = []
+        self._cached_midi: list[bytes | None] = []
         self._stream: Iterator[dict] | None = None
         self._stream_next = 0
         if self.cache:
@@ -207,7 +209,7 @@ class MultimodalDataset(keras.utils.PyDataset):
         chosen = tuple(m for m in keys.MODALITIES if m in chosen)
         if not chosen:
             raise DataError("no modality to load: the preset has no preprocessing.midi/audio section and modalities= is empty.")
-        piano_roll = tokenizer = audio = augmenter = None
+        piano_roll = tokenizer = audio = augmenter = midi_augment = None
         transpose = 0
         if "midi" in chosen:
             midi = preprocessing.get("midi") or {}
@@ -219,7 +221,14 @@ class MultimodalDataset(keras.utils.PyDataset):
                 from chroma_keras.preprocessing.midi_tokens import tokenizer_from_config
 
                 tokenizer = tokenizer_from_config(config)
-            transpose = int((midi.get("augmentations") or {}).get("transpose_semitones", 0) or 0)
+            from chroma_keras.preprocessing.midi_augment import AugmentationSpec
+
+            spec = AugmentationSpec.from_config(config)
+            transpose = spec.transpose_semitones
+            # Rolls are transposed as arrays (cheap); anything else is applied to the MIDI bytes.
+            if spec.velocity_jitter or spec.quantize_steps_per_quarter or (tokenizer is not None and transpose):
+                midi_augment = spec
+                transpose = 0
         if "audio" in chosen:
             from chroma_keras.preprocessing.audio import AudioSpec
             from chroma_keras.preprocessing.audio_augment import AudioAugmenter
@@ -228,7 +237,7 @@ class MultimodalDataset(keras.utils.PyDataset):
             augmentations = (preprocessing.get("audio") or {}).get("augmentations") or {}
             if any(v for v in augmentations.values()):
                 augmenter = AudioAugmenter(augmentations, seed=self.seed)
-        return _Plan(chosen, piano_roll, tokenizer, audio, max_text_length, transpose, augmenter)
+        return _Plan(chosen, piano_roll, tokenizer, audio, max_text_length, transpose, augmenter, midi_augment)
 
     def _open_split(self, source) -> SegmentSource:
         if not isinstance(source, SegmentSource):
@@ -265,11 +274,13 @@ class MultimodalDataset(keras.utils.PyDataset):
 
     # === Encoding one segment ===
 
-    def encode(self, record: SegmentRecord) -> dict[str, np.ndarray]:
-        """The arrays of one segment (no batch axis), before augmentation.
+    def encode(self, record: SegmentRecord, augment_seed=None) -> dict[str, np.ndarray]:
+        """The arrays of one segment (no batch axis).
 
         Args:
             record: a segment from the source.
+            augment_seed: when given (and the preset has MIDI byte augmentations),
+                the MIDI is augmented with this seed before encoding.
 
         Returns:
             A dict keyed by :mod:`chroma_keras.data.keys` names.
@@ -294,32 +305,11 @@ class MultimodalDataset(keras.utils.PyDataset):
                     self._mask("audio", exc)
             out[keys.AUDIO], out[keys.AUDIO_MASK] = wave.astype(np.float32), mask.astype(np.float32)
         if "midi" in plan.modalities:
-            midi_ok = record.has_midi and record.midi_bytes is not None
-            if plan.piano_roll is not None:
-                roll = np.zeros((plan.piano_roll.num_pitches, plan.piano_roll.num_frames), np.float32)
-                if midi_ok:
-                    from chroma_keras.preprocessing.pianoroll import midi_to_piano_roll
-
-                    try:
-                        roll = midi_to_piano_roll(record.midi_bytes, plan.piano_roll, source=record.segment_id)
-                        present["midi"] = True
-                    except DataError as exc:
-                        self._mask("midi", exc)
-                out[keys.PIANO_ROLL] = roll.astype(np.float32)
-            else:
-                from chroma_keras.preprocessing.midi_tokens import tokenize_midi_bytes
-
-                tokens = None
-                if midi_ok:
-                    try:
-                        tokens = tokenize_midi_bytes(record.midi_bytes, plan.tokenizer, source=record.segment_id)
-                        present["midi"] = True
-                    except DataError as exc:
-                        self._mask("midi", exc)
-                if tokens is None:
-                    tokens = self._empty_tokens()
-                out[keys.MIDI_TOKENS] = np.asarray(tokens.ids, np.int32)
-                out[keys.MIDI_TOKEN_MASK] = np.asarray(tokens.mask, np.float32)
+            midi = record.midi_bytes if record.has_midi else None
+            if midi is not None and augment_seed is not None and plan.midi_augment is not None:
+                midi = self._augment_midi(midi, record.segment_id, augment_seed)
+            out.update(self._encode_midi(midi, record.segment_id))
+            present["midi"] = bool(out.pop("_midi_present"))
         out[keys.MODALITY_MASK] = np.array([present[m] for m in keys.MODALITIES], np.float32)
         labels = record.labels
         if labels is not None:
@@ -340,6 +330,44 @@ class MultimodalDataset(keras.utils.PyDataset):
             out[keys.LABEL_MASK] = np.float32(0.0)
         out[keys.REBRACKETING] = np.asarray(record.rebracketing, np.float32).reshape(rebracketing.FEATURE_SIZE)
         return out
+
+    def _encode_midi(self, midi: bytes | None, segment_id: str) -> dict:
+        """Piano roll or tokens of MIDI bytes (zeros when None or unusable), plus ``_midi_present``."""
+        plan, out, present = self.plan, {}, False
+        if plan.piano_roll is not None:
+            roll = np.zeros((plan.piano_roll.num_pitches, plan.piano_roll.num_frames), np.float32)
+            if midi is not None:
+                from chroma_keras.preprocessing.pianoroll import midi_to_piano_roll
+
+                try:
+                    roll, present = midi_to_piano_roll(midi, plan.piano_roll, source=segment_id), True
+                except DataError as exc:
+                    self._mask("midi", exc)
+            out[keys.PIANO_ROLL] = roll.astype(np.float32)
+        else:
+            from chroma_keras.preprocessing.midi_tokens import tokenize_midi_bytes
+
+            tokens = None
+            if midi is not None:
+                try:
+                    tokens, present = tokenize_midi_bytes(midi, plan.tokenizer, source=segment_id), True
+                except DataError as exc:
+                    self._mask("midi", exc)
+            if tokens is None:
+                tokens = self._empty_tokens()
+            out[keys.MIDI_TOKENS] = np.asarray(tokens.ids, np.int32)
+            out[keys.MIDI_TOKEN_MASK] = np.asarray(tokens.mask, np.float32)
+        out["_midi_present"] = present
+        return out
+
+    def _augment_midi(self, midi: bytes, segment_id: str, seed) -> bytes:
+        from chroma_keras.preprocessing.midi_augment import augment_midi_bytes
+
+        try:
+            return augment_midi_bytes(midi, self.plan.midi_augment, seed=np.random.default_rng(seed), source=segment_id)
+        except DataError as exc:
+            self._masked[f"midi_augmentation:{getattr(exc, 'reason', None) or 'failed'}"] += 1
+            return midi  # trained unaugmented; counted in the report
 
     def _empty_tokens(self):
         from chroma_keras.preprocessing.midi_tokens import MidiTokens
@@ -399,22 +427,26 @@ class MultimodalDataset(keras.utils.PyDataset):
 
     # --- cached ---
 
-    def _encoded(self, records) -> Iterator[tuple[str, dict]]:
+    def _encoded(self, records, augment: bool = False) -> Iterator[tuple[SegmentRecord, dict]]:
         """Encode records, skipping (and counting) those without a required modality."""
-        for record in records:
-            example = self.encode(record)
+        for n, record in enumerate(records):
+            seed = [self.seed, 9, self.epoch, n] if augment and self.plan.midi_augment is not None else None
+            example = self.encode(record, augment_seed=seed)
             absent = [m for m in self.require if not example[keys.MODALITY_MASK][keys.MODALITIES.index(m)]]
             if absent:
                 self._skipped[f"missing:{absent[0]}"] += 1
                 continue
-            yield record.segment_id, example
+            yield record, example
 
     def _fill_cache(self) -> None:
         self._skipped.clear()
         examples = []
-        for segment_id, example in self._encoded(self.source):
+        keep_midi = self.augment and self.plan.midi_augment is not None
+        for record, example in self._encoded(self.source):
             examples.append(example)
-            self._cached_ids.append(segment_id)
+            self._cached_ids.append(record.segment_id)
+            if keep_midi:
+                self._cached_midi.append(record.midi_bytes if example[keys.MODALITY_MASK][2] else None)
         if not examples:
             raise DataError(
                 f"{self.source.name}: no segment of the {self.split!r} split has {list(self.require)}. "
@@ -432,7 +464,18 @@ class MultimodalDataset(keras.utils.PyDataset):
         if self._cached is None:
             self._fill_cache()
         positions = self._order()[index * self.batch_size : (index + 1) * self.batch_size]
-        return {k: v[positions] for k, v in self._cached.items()}, positions
+        batch = {k: v[positions] for k, v in self._cached.items()}
+        if self._cached_midi:
+            parts = []
+            for position in positions:
+                midi = self._cached_midi[position]
+                if midi is not None:
+                    midi = self._augment_midi(midi, self._cached_ids[position], [self.seed, 8, self.epoch, int(position)])
+                part = self._encode_midi(midi, self._cached_ids[position])
+                part.pop("_midi_present")
+                parts.append(part)
+            batch.update({k: np.stack([p[k] for p in parts]) for k in parts[0]})
+        return batch, positions
 
     # --- streamed ---
 
@@ -441,7 +484,7 @@ class MultimodalDataset(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, 6, self.epoch])
         if self.shuffle:
             shards = rng.permutation(shards)
-        examples = (e for _, e in self._encoded(self.source.iter_shards(shards.tolist())))
+        examples = (e for _, e in self._encoded(self.source.iter_shards(shards.tolist()), augment=self.augment))
         position = 0
         if not self.shuffle:
             for example in examples:

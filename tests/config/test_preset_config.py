@@ -57,7 +57,12 @@ def test_builtin_preset_loads_with_expected_values():
     roll = config["preprocessing"]["midi"]["piano_roll"]
     assert roll == {"lowest_pitch": 28, "num_pitches": 64, "frames_per_second": 8.0, "num_frames": 128}
     assert isinstance(roll["frames_per_second"], float)  # int in the YAML, converted
-    assert config["preprocessing"]["midi"]["augmentations"] == {"transpose_semitones": 2, "velocity_jitter": 0.0}
+    assert config["preprocessing"]["midi"]["augmentations"] == {
+        "transpose_semitones": 2,
+        "velocity_jitter": 0.0,
+        "quantize_steps_per_quarter": 0,
+        "out_of_range": "fold",
+    }
     assert config["training"]["learning_rate"] == 0.002
     assert config["generation"]["sampling"]["top_k"] == 0  # default filled
     assert "extends" not in config

@@ -230,3 +230,48 @@ def test_bad_arguments_raise_clear_errors(corpus, config):
         MultimodalDataset(corpus, config, modalities=["midi"], require=("audio",))
     with pytest.raises(DataError, match="no such file"):
         MultimodalDataset(corpus.parent / "missing.parquet", config)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_token_augmentation_transposes_every_pitched_note_by_one_shift(corpus, cache):
+    import symusic
+
+    from chroma_keras.preprocessing.midi_tokens import detokenize, tokenizer_from_config
+
+    config = load_preset_config(
+        "cvae_chromatic",
+        {**OVERRIDES, "preprocessing.midi.tokenization": "remi", "preprocessing.midi.max_events": 512,
+         "preprocessing.midi.augmentations.transpose_semitones": 3, "model.generative.type": "autoregressive"},
+    )
+    tokenizer = tokenizer_from_config(config)
+    kwargs = dict(split="all", shuffle=False, require=("midi",), cache=cache)
+    plain = MultimodalDataset(corpus, config, augment=False, **kwargs)[0][0]
+    augmented = MultimodalDataset(corpus, config, augment=True, **kwargs)[0][0]
+    shifts = set()
+    for i in range(len(plain[keys.MIDI_TOKENS])):
+        pitches = []
+        for batch in (plain, augmented):
+            score = symusic.Score.from_midi(detokenize(batch[keys.MIDI_TOKENS][i], tokenizer, mask=batch[keys.MIDI_TOKEN_MASK][i]))
+            pitches.append(np.array(sorted(n.pitch for t in score.tracks for n in t.notes)))
+        assert len(pitches[0]) == len(pitches[1]) > 0
+        shift = set((pitches[1] - pitches[0]).tolist())
+        assert len(shift) == 1 and abs(next(iter(shift))) <= 3  # one shift per segment, within the range
+        shifts |= shift
+    assert len(shifts) > 1  # segments draw different shifts
+
+
+def test_velocity_jitter_changes_velocities_not_notes(corpus):
+    config = load_preset_config("cvae_chromatic", {**OVERRIDES, "preprocessing.midi.augmentations.velocity_jitter": 0.3,
+                                                    "preprocessing.midi.augmentations.transpose_semitones": 0})
+    plain = MultimodalDataset(corpus, config, split="all", shuffle=False, augment=False, require=("midi",))[0][0][keys.PIANO_ROLL]
+    jittered = MultimodalDataset(corpus, config, split="all", shuffle=False, augment=True, require=("midi",))[0][0][keys.PIANO_ROLL]
+    np.testing.assert_array_equal(plain > 0, jittered > 0)
+    assert not np.allclose(plain, jittered)
+
+
+def test_entry_points_are_importable_from_the_data_package(corpus, config):
+    from chroma_keras import data
+
+    source = data.open_segments(corpus)
+    assert isinstance(source, data.SegmentSource) and len(source) == len(open_segments(corpus))
+    assert data.MultimodalDataset is MultimodalDataset

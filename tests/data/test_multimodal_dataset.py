@@ -275,3 +275,49 @@ def test_entry_points_are_importable_from_the_data_package(corpus, config):
     source = data.open_segments(corpus)
     assert isinstance(source, data.SegmentSource) and len(source) == len(open_segments(corpus))
     assert data.MultimodalDataset is MultimodalDataset
+
+
+def test_text_only_audio_only_and_midi_only_rows(tmp_path, config):
+    rows = generate_demo_corpus(
+        songs_per_colour=1, segments_per_song=3, segment_seconds=2.0, audio="additive", audio_sample_rate=SAMPLE_RATE,
+        missing_midi_fraction=0.0, duplicate_rows=0,
+    ).to_pylist()
+    rows[0].update(audio_waveform=None, has_audio=False, midi_binary=None, has_midi=False, lyric_text="only words")
+    rows[1].update(midi_binary=None, has_midi=False, lyric_text="", concept="")  # audio only
+    rows[2].update(audio_waveform=None, has_audio=False, lyric_text="", concept="")  # MIDI only
+    pq.write_table(pa.Table.from_pylist(rows, schema=DEMO_SCHEMA), tmp_path / "partial.parquet")
+    ds = MultimodalDataset(tmp_path / "partial.parquet", config, split="all", modalities=ALL, shuffle=False)
+    arrays = batches_to_arrays(ds)
+    mask = dict(zip(ds.segment_ids(), arrays[keys.MODALITY_MASK].tolist()))
+    assert mask[rows[0]["segment_id"]] == [1.0, 0.0, 0.0]
+    assert mask[rows[1]["segment_id"]] == [0.0, 1.0, 0.0]
+    assert mask[rows[2]["segment_id"]] == [0.0, 0.0, 1.0]
+    position = ds.segment_ids().index(rows[0]["segment_id"])
+    assert ids_to_text(arrays[keys.TEXT_IDS][position]) == "only words"
+    assert not arrays[keys.AUDIO][position].any() and not arrays[keys.PIANO_ROLL][position].any()
+
+
+def test_fit_runs_on_dataset_batches_with_worker_threads(corpus, config):
+    import keras
+
+    ds = MultimodalDataset(corpus, config, split="train", modalities=ALL, require=("midi",), workers=2)
+    roll = keras.Input((64, 16), name=keys.PIANO_ROLL)
+    colour = keras.layers.Dense(len(modes.COLOURS))(keras.layers.Flatten()(roll))
+    model = keras.Model({keys.PIANO_ROLL: roll}, colour)
+
+    class ColourTargets(keras.utils.PyDataset):
+        def __init__(self, inner):
+            super().__init__(workers=inner.workers)
+            self.inner = inner
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, i):
+            batch = self.inner[i][0]
+            return {keys.PIANO_ROLL: batch[keys.PIANO_ROLL]}, batch[keys.COLOUR_INDEX]
+
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(ColourTargets(ds), epochs=8, verbose=0)
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]  # register and rhythm identify the colour

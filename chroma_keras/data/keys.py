@@ -17,6 +17,8 @@ AUDIO_MASK = "audio_mask"  # float32 [batch, samples], 1 = real sample
 TEXT_IDS = "text_ids"  # int32 [batch, max_text_length], UTF-8 byte + 1 (0 = padding)
 TEXT_MASK = "text_mask"  # float32 [batch, max_text_length]
 MODALITY_MASK = "modality_mask"  # float32 [batch, len(MODALITIES)]
+AUDIO_EMBEDDING = "audio_embedding"  # float32 [batch, dim], precomputed (e.g. CLAP) instead of raw audio
+TEXT_EMBEDDING = "text_embedding"  # float32 [batch, dim], precomputed instead of text ids
 
 # Targets and conditioning ids.
 MODE_IDS = "mode_ids"  # int32 [batch, 3], one id per axis (modes.NONE_ID for none/several)

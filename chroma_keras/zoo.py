@@ -23,8 +23,10 @@ METADATA_FILENAME = "metadata.json"
 def _model_classes():
     # Imported lazily so `chroma_keras.list_presets()` does not build any backend state.
     from chroma_keras.models.conditional_vae import ConditionalVAE
+    from chroma_keras.models.scorer import Scorer
 
-    return {"vae": ConditionalVAE}
+    # A preset without a generator (model.generative.type null) is a scorer.
+    return {"vae": ConditionalVAE, None: Scorer}
 
 
 def list_presets() -> list[tuple[str, str]]:
@@ -41,11 +43,13 @@ def _weights_path_for(preset_path: pathlib.Path) -> pathlib.Path:
 def build_optimizer(training: dict):
     """The optimizer a preset's ``training`` section asks for."""
     name, lr = training["optimizer"], training["learning_rate"]
+    steps = training.get("gradient_accumulation_steps", 1)
+    accumulation = {"gradient_accumulation_steps": steps} if steps > 1 else {}
     if name == "adam":
-        return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, **accumulation)
     if name == "adamw":
-        return keras.optimizers.AdamW(lr)
-    return keras.optimizers.SGD(lr, momentum=0.9)
+        return keras.optimizers.AdamW(lr, **accumulation)
+    return keras.optimizers.SGD(lr, momentum=0.9, **accumulation)
 
 
 def build_model(config: dict, source: str = "preset"):
@@ -55,7 +59,7 @@ def build_model(config: dict, source: str = "preset"):
     if kind not in classes:
         raise PresetError(
             f"{source}: model.generative.type: no model in this version of chroma_keras implements "
-            f"{kind!r}. Received: {kind!r}. Available: {sorted(classes)}."
+            f"{kind!r}. Received: {kind!r}. Available: {sorted(k for k in classes if k)} (null: a scorer)."
         )
     model = classes[kind].from_preset_config(config)
     model.compile(optimizer=build_optimizer(config["training"]))

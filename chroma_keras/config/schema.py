@@ -429,6 +429,36 @@ SCHEMA = Section(
                     optional=True,
                     doc="Text (lyrics, concept) encoder.",
                 ),
+                "scorer": Section(
+                    {
+                        "fusion_dim": IntField(1, 65536, default=512, doc="Width of the fused vector."),
+                        "head_dim": IntField(1, 65536, default=256, doc="Width of the shared layer before the heads."),
+                        "dropout": FloatField(0, 1, max_exclusive=True, default=0.1, doc="Dropout before the heads."),
+                        "modality_dropout": FloatField(
+                            0, 1, max_exclusive=True, default=0.1, doc="Training-time probability of dropping a present modality."
+                        ),
+                        "exempt_modalities": ListField(
+                            ChoiceField(["text", "audio", "midi"], doc="A modality."),
+                            default=[],
+                            doc="Modalities never dropped by modality dropout.",
+                        ),
+                        "loss_weights": Section(
+                            {
+                                "temporal": FloatField(0, 100, default=1.0, doc="Weight of the temporal KL."),
+                                "spatial": FloatField(0, 100, default=1.0, doc="Weight of the spatial KL."),
+                                "ontological": FloatField(0, 100, default=1.0, doc="Weight of the ontological KL."),
+                                "confidence": FloatField(0, 100, default=0.5, doc="Weight of the confidence BCE."),
+                                "colour": FloatField(0, 100, default=0.5, doc="Weight of the colour cross-entropy."),
+                            },
+                            doc="Weights of the scorer's loss terms.",
+                        ),
+                        "encoder_learning_rate_multiplier": FloatField(
+                            0, 10, default=1.0, doc="Encoders learn at this multiple of training.learning_rate."
+                        ),
+                    },
+                    optional=True,
+                    doc="Chromatic scorer heads, loss and fusion width.",
+                ),
                 "fusion": Section(
                     {
                         "strategy": ChoiceField(
@@ -555,6 +585,15 @@ SCHEMA = Section(
                 "validation_fraction": FloatField(0, 0.9, default=0.15, doc="Fraction held out for validation."),
                 "test_fraction": FloatField(0, 0.9, default=0.15, doc="Fraction held out for testing."),
                 "seed": IntField(0, 2**31 - 1, default=0, doc="Random seed of splits, shuffling and init."),
+                "gradient_accumulation_steps": IntField(
+                    1, 4096, default=1, doc="Micro-batches whose gradients are summed into one update."
+                ),
+                "early_stopping_patience": IntField(
+                    0, 100000, default=0, doc="Epochs without improvement before stopping; 0 disables it."
+                ),
+                "reduce_lr_patience": IntField(
+                    0, 100000, default=0, doc="Epochs without improvement before halving the learning rate; 0 disables it."
+                ),
             },
             doc="Training loop.",
         ),

@@ -171,14 +171,6 @@ class Scorer(keras.Model):
             total = total + ops.sum(self.losses)
         return total
 
-    @property
-    def metrics(self):
-        return (
-            list(self.trackers.values())
-            + list(self.accuracy.values())
-            + [self.mean_mode_accuracy, self.colour_accuracy, self.colour_f1]
-        )
-
     def compile(self, optimizer=None, **kwargs):
         """Compile with Adam(1e-3) unless an optimizer is given (the loss is the model's own)."""
         super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)

@@ -414,6 +414,27 @@ SCHEMA = Section(
                             doc="Token vocabulary size; null takes it from the tokenizer.",
                         ),
                         "hidden_dim": IntField(1, 65536, default=512, doc="Width of the MIDI embedding."),
+                        "filters": ListField(
+                            IntField(1, 4096, doc="Channels."),
+                            min_len=3,
+                            max_len=3,
+                            default=[32, 64, 128],
+                            doc="Channels of the piano-roll CNN's three conv blocks.",
+                        ),
+                        "num_layers": IntField(1, 64, default=2, doc="Transformer layers (token encoders)."),
+                        "num_heads": IntField(1, 64, default=4, doc="Attention heads; must divide hidden_dim."),
+                        "intermediate_dim": IntField(
+                            1, 65536, default=None, nullable=True, doc="Feed-forward width; null is 4 x hidden_dim."
+                        ),
+                        "dropout": FloatField(0, 1, max_exclusive=True, default=0.1, doc="Dropout in the transformer."),
+                        "max_sequence_length": IntField(
+                            1, 1_000_000, default=None, nullable=True, doc="Longest token sequence; null is preprocessing.midi.max_events."
+                        ),
+                        "max_relative_position": IntField(
+                            1, 1_000_000, default=None, nullable=True, doc="Music Transformer relative-distance clip; null is the sequence length."
+                        ),
+                        "use_bar_embedding": BoolField(default=True, doc="Music Transformer: add bar-index and position-in-bar embeddings (REMI)."),
+                        "max_bars": IntField(1, 100_000, default=64, doc="Bars with their own bar-index embedding."),
                     },
                     optional=True,
                     doc="MIDI encoder.",

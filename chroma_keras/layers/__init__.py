@@ -2,6 +2,7 @@
 
 from chroma_keras.layers.chromatic_condition_embedding import ChromaticConditionEmbedding
 from chroma_keras.layers.log_mel_spectrogram import LogMelSpectrogram
+from chroma_keras.layers.modality_dropout import ModalityDropout
 from chroma_keras.layers.reparameterization import Reparameterization
 
-__all__ = ["ChromaticConditionEmbedding", "LogMelSpectrogram", "Reparameterization"]
+__all__ = ["ChromaticConditionEmbedding", "LogMelSpectrogram", "ModalityDropout", "Reparameterization"]

@@ -105,7 +105,7 @@ def build_fusion(config: Mapping, modalities, **kwargs) -> keras.layers.Layer:
     if strategy not in _REGISTRY:
         raise PresetError(f"model.fusion.strategy: {strategy!r} is not implemented; available: {sorted(_REGISTRY)}")
     options = {"dropout": section.get("dropout", 0.1)}
-    if strategy == "cross_attention":
+    if strategy in ("cross_attention", "early"):
         options["num_heads"] = section.get("attention_heads", 4)
     options.update(kwargs)
     return _REGISTRY[strategy](modalities=modalities, **options)

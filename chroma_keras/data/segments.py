@@ -495,8 +495,11 @@ class _RowDecoder:
             record.training_data = {}
             self._problem(report, record, "rebracketing", "rebracketing:invalid_training_data", exc)
 
-        self._decode_audio(row, record, report)
-        self._decode_midi(row, record, report)
+        # A modality whose columns were not asked for (columns=) is not loaded: nothing to mask.
+        if "audio_waveform" in row or "audio_path" in row:
+            self._decode_audio(row, record, report)
+        if "midi_binary" in row or "midi_path" in row:
+            self._decode_midi(row, record, report)
         if self.embeddings is not None:
             found, missing = self.embeddings.lookup(segment_id)
             record.embeddings = found

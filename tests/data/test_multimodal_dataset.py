@@ -321,3 +321,8 @@ def test_fit_runs_on_dataset_batches_with_worker_threads(corpus, config):
     history = model.fit(ColourTargets(ds), epochs=8, verbose=0)
     losses = history.history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]  # register and rhythm identify the colour
+
+
+def test_modalities_not_loaded_are_not_reported_as_masked(corpus, config):
+    ds = MultimodalDataset(corpus, config, split="all", modalities=["midi"])
+    assert not any(r.startswith("audio:") for r in ds.report()["masked"]), ds.report()

@@ -112,16 +112,19 @@ class MultimodalDataset(keras.utils.PyDataset):
             concept text never leaks across splits; ``segment`` splits rows.
         batch_size: rows per batch (default ``training.batch_size``).
         modalities: subset of :data:`~chroma_keras.data.keys.MODALITIES` to
-            load. Default: ``midi``, plus ``audio`` when the preset has a
-            ``preprocessing.audio`` section, plus ``text`` when the model has a
-            text encoder. Modalities not loaded are not read from disk.
+            load. Default: the modalities the preset declares encoders for
+            (``model.<modality>_encoder``); for a preset without encoders (a
+            generator), ``midi`` plus ``audio`` when it has a
+            ``preprocessing.audio`` section. Modalities not loaded are not read
+            from disk.
         shuffle: shuffle each epoch (default: only for ``train``).
         augment: apply the preset's augmentations (default: only for ``train``).
         seed: base seed of splitting, shuffling and augmentation (default ``training.seed``).
         cache: keep encoded examples in memory (True), stream (False), or
             ``"auto"``: cache when the encoded split fits in 512 MB.
         shuffle_buffer: examples held by the streaming shuffle buffer.
-        max_text_length: bytes of text kept per segment.
+        max_text_length: bytes of text kept per segment (default: the preset's
+            ``model.text_encoder.max_sequence_length`` when it declares one, else 256).
         require: modalities a segment must have to be used (e.g. ``("midi",)``
             for a piano-roll generator); segments without them are skipped and
             counted as ``missing:<modality>``. With ``cache=False`` the length is
@@ -149,7 +152,7 @@ class MultimodalDataset(keras.utils.PyDataset):
         seed: int | None = None,
         cache="auto",
         shuffle_buffer: int = 256,
-        max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+        max_text_length: int | None = None,
         require: Sequence[str] = (),
         **kwargs,
     ):
@@ -166,6 +169,9 @@ class MultimodalDataset(keras.utils.PyDataset):
         self.shuffle = split == "train" if shuffle is None else bool(shuffle)
         self.augment = split == "train" if augment is None else bool(augment)
         self.shuffle_buffer = max(1, int(shuffle_buffer))
+        if max_text_length is None:
+            text_encoder = self.config.get("model", {}).get("text_encoder") or {}
+            max_text_length = text_encoder.get("max_sequence_length") or DEFAULT_MAX_TEXT_LENGTH
         self.plan = self._make_plan(modalities, int(max_text_length))
         self.require = tuple(require)
         missing = [m for m in self.require if m not in self.plan.modalities]
@@ -195,7 +201,10 @@ class MultimodalDataset(keras.utils.PyDataset):
     def _make_plan(self, modalities, max_text_length) -> _Plan:
         config = self.config
         preprocessing = config["preprocessing"]
-        if modalities is None:
+        encoders = [m for m in keys.MODALITIES if config["model"].get(f"{m}_encoder")]
+        if modalities is None and encoders:  # a scorer: the modalities it has encoders for
+            chosen = encoders
+        elif modalities is None:
             chosen = ["midi"] if preprocessing.get("midi") else []
             if preprocessing.get("audio"):
                 chosen.append("audio")

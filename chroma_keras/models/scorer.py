@@ -26,7 +26,7 @@ from keras import ops
 
 from chroma_keras import modes
 from chroma_keras.data import keys
-from chroma_keras.errors import ModelInputError
+from chroma_keras.errors import ModelInputError, PresetError
 from chroma_keras.models.encoders.base import build_encoder
 from chroma_keras.models.fusion.base import build_fusion
 from chroma_keras.training.macro_f1 import MacroF1
@@ -255,7 +255,27 @@ class Scorer(keras.Model):
             loss_weights=scorer_config.get("loss_weights"),
         )
         model.preset_config = config
+        # Build every weight now (as the zoo's other models do), so that weights load
+        # into a fresh model and count_params() works before the first batch.
+        model(example_inputs(config, model.modalities))
         return model
+
+    def preset_overrides(self):
+        """The preset keys to change when saving this scorer as a preset: none.
+
+        A scorer is built from its resolved preset alone, so ``save_to_preset``
+        writes ``self.preset_config`` unchanged.
+
+        Raises:
+            PresetError: when the scorer was not built from a preset (e.g. loaded
+                from a ``.keras`` file), so there is no preset to write.
+        """
+        if self.preset_config is None:
+            raise PresetError(
+                "save_to_preset: this Scorer carries no preset config (it was not built by from_preset); "
+                "save it with model.save('file.keras') instead."
+            )
+        return {}
 
     def get_config(self):
         config = super().get_config()
@@ -274,6 +294,49 @@ class Scorer(keras.Model):
         config["encoders"] = {m: keras.saving.deserialize_keras_object(e) for m, e in config["encoders"].items()}
         config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
         return cls(**config)
+
+
+def example_inputs(config: Mapping, modalities, batch_size: int = 1) -> dict[str, np.ndarray]:
+    """A zero batch with the input arrays a preset's scorer reads, shaped as its preprocessing makes them.
+
+    Modalities read from precomputed embeddings are left out: their width comes
+    from the data, not the preset.
+
+    Args:
+        config: a resolved preset config.
+        modalities: the modalities to include.
+        batch_size: rows of the batch.
+
+    Returns:
+        A dict keyed by :mod:`chroma_keras.data.keys` names, with all modalities present.
+    """
+    model_config, batch = config["model"], {}
+    if "midi" in modalities:
+        if (config["preprocessing"].get("midi") or {}).get("tokenization", "pianoroll") == "pianoroll":
+            from chroma_keras.preprocessing.pianoroll import PianoRollSpec
+
+            spec = PianoRollSpec.from_config(config)
+            batch[keys.PIANO_ROLL] = np.zeros((batch_size, spec.num_pitches, spec.num_frames), np.float32)
+        else:
+            from chroma_keras.preprocessing.midi_tokens import tokenizer_from_config
+
+            tokenizer = tokenizer_from_config(config)
+            length = tokenizer.spec.max_events
+            shape = (batch_size, length, len(tokenizer.field_sizes)) if tokenizer.spec.is_compound else (batch_size, length)
+            batch[keys.MIDI_TOKENS] = np.full(shape, tokenizer.pad_id, np.int32)
+            batch[keys.MIDI_TOKEN_MASK] = np.ones((batch_size, length), np.float32)
+    if "audio" in modalities and model_config["audio_encoder"]["type"] != "precomputed":
+        from chroma_keras.preprocessing.audio import AudioSpec
+
+        num_samples = AudioSpec.from_config(config).num_samples
+        batch[keys.AUDIO] = np.zeros((batch_size, num_samples), np.float32)
+        batch[keys.AUDIO_MASK] = np.ones((batch_size, num_samples), np.float32)
+    if "text" in modalities and model_config["text_encoder"]["type"] != "precomputed":
+        length = model_config["text_encoder"].get("max_sequence_length") or 256
+        batch[keys.TEXT_IDS] = np.zeros((batch_size, length), np.int32)
+        batch[keys.TEXT_MASK] = np.ones((batch_size, length), np.float32)
+    batch[keys.MODALITY_MASK] = np.ones((batch_size, len(keys.MODALITIES)), np.float32)
+    return batch
 
 
 def _has_inputs(encoder, inputs) -> bool:

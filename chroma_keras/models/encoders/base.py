@@ -78,8 +78,9 @@ class TextEncoder(ModalityEncoder):
 def register_encoder(modality: str, type_name: str):
     """Class decorator: register ``cls.from_preset_config`` under ``model.<modality>_encoder.type == type_name``.
 
-    The class must define ``from_preset_config(config) -> encoder`` (a classmethod
-    reading the resolved preset).
+    The class must define ``from_preset_config(config, modality) -> encoder`` (a
+    classmethod reading the resolved preset; ``modality`` lets one class serve
+    several modalities).
     """
 
     def decorate(cls):
@@ -113,7 +114,7 @@ def build_encoder(modality: str, config: Mapping) -> keras.layers.Layer:
     if key not in _REGISTRY:
         known = sorted(t for m, t in _REGISTRY if m == modality)
         raise PresetError(f"model.{section_name}.type: {section['type']!r} is not implemented; available: {known}")
-    return _REGISTRY[key](config)
+    return _REGISTRY[key](config, modality)
 
 
 def _import_implementations() -> None:

@@ -156,7 +156,7 @@ class EventTransformerEncoder(MIDIEncoder):
         ]
 
     @classmethod
-    def from_preset_config(cls, config):
+    def from_preset_config(cls, config, modality: str = "midi"):
         """Build from a resolved preset.
 
         Reads ``model.midi_encoder``: ``hidden_dim``, ``vocab_size`` (null: from the

@@ -190,7 +190,7 @@ class MusicTransformerEncoder(MIDIEncoder):
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="final_norm")
 
     @classmethod
-    def from_preset_config(cls, config):
+    def from_preset_config(cls, config, modality: str = "midi"):
         """Build from a resolved preset.
 
         Reads ``model.midi_encoder``: ``hidden_dim``, ``vocab_size`` (null: from the

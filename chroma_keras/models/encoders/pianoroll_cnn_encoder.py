@@ -89,7 +89,7 @@ class PianoRollCNNEncoder(MIDIEncoder):
         self.sequence_projection = keras.layers.Dense(self.hidden_dim, dtype=policy, name="sequence_projection")
 
     @classmethod
-    def from_preset_config(cls, config):
+    def from_preset_config(cls, config, modality: str = "midi"):
         """Build from a resolved preset (reads ``model.midi_encoder.hidden_dim`` and optional ``filters``)."""
         section = ((config or {}).get("model") or {}).get("midi_encoder") or {}
         return cls(

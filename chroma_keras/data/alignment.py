@@ -55,6 +55,7 @@ import librosa
 import numpy as np
 import scipy.signal
 
+from chroma_keras.data.audio_bytes import AudioDataError, decode_pcm_float32
 from chroma_keras.errors import ChromaKerasError, DataError
 from chroma_keras.preprocessing.synthesis import read_notes
 
@@ -167,12 +168,14 @@ def _as_audio(audio, sample_rate, name: str) -> np.ndarray:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise DataError(f"{name}: sample_rate must be a positive integer (Hz). Received: sample_rate={sample_rate!r}")
     if isinstance(audio, (bytes, bytearray, memoryview)):  # the media parquet's raw float32 PCM
-        if len(audio) % 4:
+        try:
+            # Not validated there: silence and NaN are judged below, as for arrays.
+            audio = decode_pcm_float32(audio, source=name, validate=False)
+        except AudioDataError:  # the byte length is not a multiple of 4
             raise DataError(
                 f"{name}: raw audio bytes must be little-endian float32 PCM (a multiple of 4 bytes). "
                 f"Received: {len(audio)} bytes"
-            )
-        audio = np.frombuffer(audio, dtype="<f4")
+            ) from None
     try:
         array = np.asarray(audio, dtype=np.float32)
     except (TypeError, ValueError) as exc:

@@ -123,6 +123,7 @@ def decode_pcm_float32(
     source: str,
     sample_rate=None,
     allowed_sample_rates: Iterable[int] | None = None,
+    validate: bool = True,
 ) -> np.ndarray:
     """Decode raw little-endian float32 mono PCM bytes into a float32 array.
 
@@ -132,20 +133,23 @@ def decode_pcm_float32(
         source: the segment_id, named in errors.
         sample_rate: when given, also checked against ``allowed_sample_rates``.
         allowed_sample_rates: accepted rates (default :data:`DEFAULT_SAMPLE_RATES`).
+        validate: reject empty audio and NaN/Inf samples (:func:`validate_waveform`).
+            False returns whatever the bytes hold, for callers that judge that themselves.
 
     Returns:
-        A 1-D float32 array of ``len(data) / 4`` finite samples.
+        A 1-D float32 array of ``len(data) / 4`` samples (finite and non-empty when ``validate``).
 
     Raises:
-        AudioDataError: reason ``empty``, ``length_not_multiple_of_4``, ``non_finite``
-            or ``unexpected_sample_rate``.
+        AudioDataError: reason ``empty`` (no bytes; with ``validate``, 0 bytes too),
+            ``length_not_multiple_of_4``, ``non_finite`` (with ``validate``) or
+            ``unexpected_sample_rate``.
     """
     if sample_rate is not None:
         validate_sample_rate(sample_rate, source=source, allowed=allowed_sample_rates)
     if data is None:
         raise AudioDataError(f"{source}: audio is empty (no bytes).", reason="empty", source=source)
     view = memoryview(data).cast("B")
-    if view.nbytes == 0:
+    if validate and view.nbytes == 0:
         raise AudioDataError(f"{source}: audio is empty (0 bytes).", reason="empty", source=source)
     if view.nbytes % BYTES_PER_SAMPLE:
         raise AudioDataError(
@@ -156,7 +160,7 @@ def decode_pcm_float32(
         )
     # astype copies (and byte-swaps on a big-endian host), so the result does not pin the buffer.
     waveform = np.frombuffer(view, dtype="<f4").astype(np.float32)
-    return validate_waveform(waveform, source=source)
+    return validate_waveform(waveform, source=source) if validate else waveform
 
 
 def read_audio_file(

@@ -40,7 +40,7 @@ import numpy as np
 
 from chroma_keras import modes, rebracketing
 from chroma_keras.data import keys
-from chroma_keras.data.segments import SegmentRecord, SegmentSource, open_segments
+from chroma_keras.data.segments import SegmentRecord, SegmentSource, format_reason_counts, open_segments
 from chroma_keras.errors import DataError, ModelInputError
 
 SPLITS = ("train", "validation", "test", "all")
@@ -555,9 +555,10 @@ class MultimodalDataset(keras.utils.PyDataset):
 
 def report_summary(report: dict) -> str:
     """One line from :meth:`MultimodalDataset.report`: skipped and masked counts by reason."""
-    skipped = ", ".join(f"{n} {r}" for r, n in sorted(report["skipped"].items())) or "none"
-    masked = ", ".join(f"{n} {r}" for r, n in sorted(report["masked"].items())) or "none"
-    return f"{report['source']}: skipped {skipped}; masked {masked}"
+    return (
+        f"{report['source']}: skipped {format_reason_counts(report['skipped'])}; "
+        f"masked {format_reason_counts(report['masked'])}"
+    )
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:

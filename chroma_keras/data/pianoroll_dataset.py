@@ -16,6 +16,7 @@ import numpy as np
 
 from chroma_keras import modes, rebracketing
 from chroma_keras.data import keys
+from chroma_keras.data.segments import format_reason_counts
 from chroma_keras.errors import DataError, LabelError
 from chroma_keras.preprocessing.pianoroll import PianoRollSpec, midi_to_piano_roll
 
@@ -50,7 +51,7 @@ class ReadReport:
 
     def summary(self) -> str:
         """One line: kept / read and the skip counts by reason."""
-        reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())) or "none"
+        reasons = format_reason_counts(self.skipped)
         return f"{self.source}: kept {self.segments_kept} of {self.rows_read} rows; skipped: {reasons}"
 
 

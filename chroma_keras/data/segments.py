@@ -29,9 +29,7 @@ Example:
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
-import importlib
 import math
 import os
 import pathlib
@@ -188,11 +186,11 @@ def labels_from_row(row: Mapping, *, source: str) -> SegmentLabels:
 
 
 class MidiCheckError(MidiError):
-    """MIDI bytes failed the structural check.
+    """MIDI bytes a row declares could not be found.
 
     Attributes:
-        reason: ``empty``, ``not_smf``, ``truncated``, ``bad_header`` or ``bad_track_count``
-            (the same codes as ``preprocessing.midi_validation``).
+        reason: ``file_missing`` (the row's ``midi_path`` does not exist) or ``missing``
+            (``has_midi`` is true but the row has neither bytes nor a path).
     """
 
     def __init__(self, message: str, *, reason: str):
@@ -200,49 +198,11 @@ class MidiCheckError(MidiError):
         self.reason = reason
 
 
-def _smf_problem(data: bytes) -> tuple[str, str] | None:
-    """Walk the chunk headers of a Standard MIDI File: (reason, detail) or None when sound."""
-    if not data:
-        return "empty", "0 bytes"
-    if data[:4] != b"MThd":
-        return "not_smf", f"starts with {data[:4]!r}, not b'MThd'"
-    if len(data) < 14:
-        return "truncated", f"header needs 14 bytes, got {len(data)}"
-    header_length = int.from_bytes(data[4:8], "big")
-    if header_length < 6:
-        return "bad_header", f"header length {header_length} < 6"
-    declared = int.from_bytes(data[10:12], "big")
-    if declared == 0:
-        return "bad_track_count", "the header declares 0 tracks"
-    pos, found = 8 + header_length, 0
-    while found < declared and pos + 8 <= len(data):
-        length = int.from_bytes(data[pos + 4 : pos + 8], "big")
-        if pos + 8 + length > len(data):
-            return "truncated", f"chunk at byte {pos} declares {length} bytes, {len(data) - pos - 8} remain"
-        found += data[pos : pos + 4] == b"MTrk"
-        pos += 8 + length
-    if found < declared:
-        return "truncated", f"the header declares {declared} tracks, found {found}"
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def _external_midi_validator():
-    # preprocessing.midi_validation (a deeper check) is optional: use it when present.
-    try:
-        module = importlib.import_module("chroma_keras.preprocessing.midi_validation")
-    except ImportError:
-        return None
-    return getattr(module, "validate_midi_bytes", None)
-
-
 def check_midi_bytes(data, *, source: str) -> bytes:
     """Check that bytes are a complete Standard MIDI File before any parser sees them.
 
-    Uses ``chroma_keras.preprocessing.midi_validation.validate_midi_bytes`` when
-    that module is importable; otherwise a built-in walk of the chunk structure
-    (MThd header, declared tracks present, no chunk running past the end) with
-    the same reason codes.
+    Runs ``chroma_keras.preprocessing.midi_validation.validate_midi_bytes``: an
+    MThd header, the declared tracks present, no chunk running past the end.
 
     Args:
         data: the MIDI bytes (bytes-like).
@@ -252,17 +212,13 @@ def check_midi_bytes(data, *, source: str) -> bytes:
         The bytes, as ``bytes``.
 
     Raises:
-        MidiError: with a ``reason`` attribute when the check fails.
+        MidiError: with a ``reason`` attribute (one of ``midi_validation.REASONS``) when the check fails.
     """
+    # Imported here: chroma_keras.preprocessing pulls in the MIDI libraries, which a reader needs only for MIDI.
+    from chroma_keras.preprocessing.midi_validation import validate_midi_bytes
+
     data = bytes(data) if data is not None else b""
-    validator = _external_midi_validator()
-    if validator is not None:
-        validator(data, source=source)
-        return data
-    problem = _smf_problem(data)
-    if problem is not None:
-        reason, detail = problem
-        raise MidiCheckError(f"{source}: not a valid Standard MIDI File ({detail}) (reason: {reason}).", reason=reason)
+    validate_midi_bytes(data, source=source)
     return data
 
 
@@ -330,6 +286,18 @@ class SegmentRecord:
 # === Report ===
 
 
+def format_reason_counts(counts: Mapping[str, int]) -> str:
+    """Counts by reason for a report line: ``"2 duplicate_segment_id, 1 label:unknown_colour"``.
+
+    Args:
+        counts: reason → count (a ``Counter`` or a plain dict).
+
+    Returns:
+        ``"<count> <reason>"`` pairs sorted by reason and joined by ``", "``, or ``"none"`` when empty.
+    """
+    return ", ".join(f"{n} {r}" for r, n in sorted(counts.items())) or "none"
+
+
 @dataclass
 class SegmentReport:
     """What one pass over a source kept, skipped and masked, counted by reason.
@@ -368,12 +336,10 @@ class SegmentReport:
 
     def summary(self) -> str:
         """One line: kept / read, then skipped and masked counts by reason."""
-        skipped = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())) or "none"
-        masked = ", ".join(f"{n} {r}" for r, n in sorted(self.masked.items())) or "none"
         state = "" if self.complete else " (pass not complete)"
         return (
             f"{self.source}: kept {self.segments_kept} of {self.rows_read} rows{state}; "
-            f"skipped: {skipped}; masked: {masked}"
+            f"skipped: {format_reason_counts(self.skipped)}; masked: {format_reason_counts(self.masked)}"
         )
 
     def as_dict(self) -> dict:

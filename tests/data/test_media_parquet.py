@@ -9,7 +9,6 @@ import pytest
 import soundfile
 
 from chroma_keras import modes, rebracketing
-from chroma_keras.data import segments
 from chroma_keras.data.demo_corpus import generate_demo_corpus
 from chroma_keras.data.segments import open_segments
 from chroma_keras.errors import DataError, LabelError, MidiError
@@ -77,17 +76,7 @@ EXPECTED_MASKED = Counter(
 )
 
 
-@pytest.fixture(params=["midi_validation", "built-in check"])
-def midi_checker(request, monkeypatch):
-    """Run with preprocessing.midi_validation (when importable) and with the built-in fallback."""
-    if request.param == "built-in check":
-        monkeypatch.setattr(segments, "_external_midi_validator", lambda: None)
-    elif segments._external_midi_validator() is None:
-        pytest.skip("chroma_keras.preprocessing.midi_validation is not importable")
-    return request.param
-
-
-def test_hostile_rows_are_skipped_or_masked_and_counted(table, tmp_path, midi_checker):
+def test_hostile_rows_are_skipped_or_masked_and_counted(table, tmp_path):
     rows = _hostile_rows(table)
     path = _write(rows, tmp_path / "media.parquet", table.schema, row_group_size=7)
     source = open_segments(path)

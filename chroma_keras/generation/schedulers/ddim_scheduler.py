@@ -12,7 +12,6 @@ from chroma_keras.generation.schedulers.noise_schedule import (
     TimestepSpacing,
     _check_bool,
     _check_float,
-    _compute_dtype,
 )
 
 
@@ -131,13 +130,8 @@ class DDIMScheduler(Scheduler):
         Returns:
             ``(prev_sample, pred_original_sample)``, shaped and typed like ``sample``.
         """
-        owner = type(self).__name__
-        sample = ops.convert_to_tensor(sample)
-        model_output = ops.convert_to_tensor(model_output)
-        self._check_same_shape(owner, "model_output", model_output, sample)
-        out_dtype, dtype = sample.dtype, _compute_dtype(sample)
-        ndim = len(sample.shape)
-        model_output, sample_c = ops.cast(model_output, dtype), ops.cast(sample, dtype)
+        model_output, sample_c, dtype, out_dtype = self._step_inputs(model_output, sample)
+        ndim = len(sample_c.shape)
 
         # 1. current and previous timestep (t' = -1 after the last step)
         timestep, prev_t = self._step_timesteps(timestep, prev_timestep, num_inference_steps)
@@ -147,21 +141,17 @@ class DDIMScheduler(Scheduler):
         alpha_prod_t, alpha_prod_t_prev = c["alpha_prod_t"], c["alpha_prod_t_prev"]
         beta_prod_t, beta_prod_t_prev = c["beta_prod_t"], c["beta_prod_t_prev"]
 
-        # 3. "predicted x_0" f_theta(x_t, t) and eps_theta(x_t, t) (Eq. 12)
-        pred_original_sample, pred_epsilon = self._original_and_epsilon(
-            model_output, sample_c, alpha_prod_t, beta_prod_t
-        )
+        # 3. "predicted x_0" f_theta(x_t, t) and eps_theta(x_t, t) (Eq. 12), x_0 clipped or
+        #    dynamically thresholded
+        pred_original_sample, pred_epsilon = self._predict_clipped_original(model_output, sample_c, c)
 
-        # 4. clip or dynamically threshold the predicted x_0
-        pred_original_sample = self._clip_or_threshold(pred_original_sample)
-
-        # 5. sigma_t(eta) (Eq. 16): sqrt((1 - a_t') / (1 - a_t)) * sqrt(1 - a_t / a_t')
+        # 4. sigma_t(eta) (Eq. 16): sqrt((1 - a_t') / (1 - a_t)) * sqrt(1 - a_t / a_t')
         variance = beta_prod_t_prev / beta_prod_t * c["current_beta_t"]
         std_dev_t = self.eta * ops.sqrt(variance)
         if self.use_clipped_model_output:
-            pred_epsilon = (sample_c - ops.sqrt(alpha_prod_t) * pred_original_sample) / ops.sqrt(beta_prod_t)
+            pred_epsilon = self._epsilon_from_original(sample_c, pred_original_sample, alpha_prod_t, beta_prod_t)
 
-        # 6. "direction pointing to x_t" (Eq. 12): sqrt(1 - a_t' - sigma_t^2) * eps. Written as
+        # 5. "direction pointing to x_t" (Eq. 12): sqrt(1 - a_t' - sigma_t^2) * eps. Written as
         #    (1 - a_t') ((1 - eta^2)(1 - a_t) + eta^2 (a_t / a_t')(1 - a_t')) / (1 - a_t), a sum of
         #    positive terms: the plain difference cancels in float32 when sigma_t^2 ~ 1 - a_t'.
         eta_sq = self.eta**2
@@ -172,12 +162,10 @@ class DDIMScheduler(Scheduler):
         )
         pred_sample_direction = ops.sqrt(direction_variance) * pred_epsilon
 
-        # 7. x_{t'} without noise, then + sigma_t z
+        # 6. x_{t'} without noise, then + sigma_t z
         prev_sample = ops.sqrt(alpha_prod_t_prev) * pred_original_sample + pred_sample_direction
         if self.eta > 0:  # a config value, not a tensor
-            if noise is not None:
-                self._check_same_shape(owner, "noise", noise, sample)
-            prev_sample = prev_sample + std_dev_t * self._noise_like(sample_c, noise, seed, dtype)
+            prev_sample = prev_sample + std_dev_t * self._step_noise(noise, sample_c, seed, dtype)
         return ops.cast(prev_sample, out_dtype), ops.cast(pred_original_sample, out_dtype)
 
     def get_config(self) -> dict:

@@ -14,7 +14,6 @@ from chroma_keras.generation.schedulers.noise_schedule import (
     Scheduler,
     TimestepSpacing,
     _check_choice,
-    _compute_dtype,
     _per_example,
 )
 
@@ -190,8 +189,6 @@ class DDPMScheduler(Scheduler):
         owner = type(self).__name__
         sample = ops.convert_to_tensor(sample)
         model_output = ops.convert_to_tensor(model_output)
-        out_dtype, dtype = sample.dtype, _compute_dtype(sample)
-        ndim = len(sample.shape)
 
         # 0. split a learned variance off the model output (channels last)
         if self.variance_type in LEARNED_VARIANCE_TYPES and predicted_variance is None:
@@ -203,36 +200,32 @@ class DDPMScheduler(Scheduler):
                     f"`predicted_variance`. Received: model_output shape={tuple(model_output.shape)}"
                 )
             model_output, predicted_variance = model_output[..., :channels], model_output[..., channels:]
-        self._check_same_shape(owner, "model_output", model_output, sample)
+        model_output, sample_c, dtype, out_dtype = self._step_inputs(model_output, sample)
         if predicted_variance is not None:
             predicted_variance = ops.cast(predicted_variance, dtype)
-        model_output, sample_c = ops.cast(model_output, dtype), ops.cast(sample, dtype)
+        ndim = len(sample_c.shape)
 
         # 1. timesteps t, t' and alphas, betas (alpha_bar_t' = 1 past the end)
         timestep, prev_t = self._step_timesteps(timestep, prev_timestep, num_inference_steps)
         c = self._step_coefficients(timestep, prev_t, ndim, dtype)
-        alpha_prod_t, alpha_prod_t_prev = c["alpha_prod_t"], c["alpha_prod_t_prev"]
+        alpha_prod_t_prev = c["alpha_prod_t_prev"]
         beta_prod_t, beta_prod_t_prev = c["beta_prod_t"], c["beta_prod_t_prev"]
         current_alpha_t, current_beta_t = c["current_alpha_t"], c["current_beta_t"]
 
-        # 2. predicted x_0 from the model output (Eq. 15 of Ho et al. 2020 for epsilon)
-        pred_original_sample, _ = self._original_and_epsilon(model_output, sample_c, alpha_prod_t, beta_prod_t)
+        # 2. predicted x_0 from the model output (Eq. 15 of Ho et al. 2020 for epsilon),
+        #    clipped or dynamically thresholded
+        pred_original_sample, _ = self._predict_clipped_original(model_output, sample_c, c)
 
-        # 3. clip or dynamically threshold the predicted x_0
-        pred_original_sample = self._clip_or_threshold(pred_original_sample)
-
-        # 4. coefficients of x_0 and x_t in the posterior mean mu_t (Eq. 7)
+        # 3. coefficients of x_0 and x_t in the posterior mean mu_t (Eq. 7)
         pred_original_sample_coeff = ops.sqrt(alpha_prod_t_prev) * current_beta_t / beta_prod_t
         current_sample_coeff = ops.sqrt(current_alpha_t) * beta_prod_t_prev / beta_prod_t
 
-        # 5. posterior mean
+        # 4. posterior mean
         pred_prev_sample = pred_original_sample_coeff * pred_original_sample + current_sample_coeff * sample_c
 
-        # 6. add sigma_t * z, except on the step that lands on the clean end (t' = -1)
+        # 5. add sigma_t * z, except on the step that lands on the clean end (t' = -1)
         variance = self._variance(c, predicted_variance)
-        if noise is not None:
-            self._check_same_shape(owner, "noise", noise, sample)
-        variance_noise = self._noise_like(sample_c, noise, seed, dtype)
+        variance_noise = self._step_noise(noise, sample_c, seed, dtype)
         not_last = _per_example(ops.cast(prev_t >= 0, dtype), ndim)
         prev_sample = pred_prev_sample + not_last * ops.sqrt(variance) * variance_noise
         return ops.cast(prev_sample, out_dtype), ops.cast(pred_original_sample, out_dtype)

@@ -378,11 +378,16 @@ class NoiseSchedule:
             pred_original_sample = (sample - ops.sqrt(beta_prod_t) * pred_epsilon) / ops.sqrt(alpha_prod_t)
         elif self.prediction_type == "sample":
             pred_original_sample = model_output
-            pred_epsilon = (sample - ops.sqrt(alpha_prod_t) * pred_original_sample) / ops.sqrt(beta_prod_t)
+            pred_epsilon = self._epsilon_from_original(sample, pred_original_sample, alpha_prod_t, beta_prod_t)
         else:  # v
             pred_original_sample = ops.sqrt(alpha_prod_t) * sample - ops.sqrt(beta_prod_t) * model_output
             pred_epsilon = ops.sqrt(alpha_prod_t) * model_output + ops.sqrt(beta_prod_t) * sample
         return pred_original_sample, pred_epsilon
+
+    @staticmethod
+    def _epsilon_from_original(sample, pred_original_sample, alpha_prod_t, beta_prod_t):
+        """``eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)``: the noise that takes ``x_0`` to ``x_t``."""
+        return (sample - ops.sqrt(alpha_prod_t) * pred_original_sample) / ops.sqrt(beta_prod_t)
 
     # === Config ===
 
@@ -426,7 +431,12 @@ class Scheduler(NoiseSchedule):
     """Base of the reverse-process samplers: timestep grids, clipping and noise.
 
     Subclasses implement ``step(model_output, timestep, sample, ...)`` returning
-    ``(prev_sample, pred_original_sample)``.
+    ``(prev_sample, pred_original_sample)``, built from the stages every step
+    shares: :meth:`_step_inputs` (shape check and compute dtype),
+    :meth:`_step_timesteps` and :meth:`_step_coefficients` (``t``, ``t'`` and
+    the alphas between them), :meth:`_predict_clipped_original` (``x_0`` and
+    ``eps`` from the model output, ``x_0`` clipped or thresholded) and
+    :meth:`_step_noise` (the given or a freshly drawn ``z``).
 
     Args:
         num_train_timesteps, noise_schedule, beta_start, beta_end, prediction_type:
@@ -570,6 +580,52 @@ class Scheduler(NoiseSchedule):
         else:
             prev_timestep = _as_timestep(prev_timestep, owner, T, "prev_timestep", allow_minus_one=True)
         return timestep, prev_timestep
+
+    # === Stages every step shares ===
+
+    def _step_inputs(self, model_output, sample):
+        """Checks that ``model_output`` has the shape of ``sample`` and casts both to the compute dtype.
+
+        Args:
+            model_output: the denoiser output (its prediction part), shaped like ``sample``.
+            sample: the noisy sample ``x_t``.
+
+        Returns:
+            ``(model_output, sample, dtype, out_dtype)``: both tensors in the compute dtype
+            ``dtype`` (float64 for a float64 sample, else float32) and ``out_dtype``, the
+            dtype of ``sample`` that the step returns.
+
+        Raises:
+            ModelInputError: when the shapes differ.
+        """
+        sample = ops.convert_to_tensor(sample)
+        model_output = ops.convert_to_tensor(model_output)
+        self._check_same_shape(type(self).__name__, "model_output", model_output, sample)
+        dtype = _compute_dtype(sample)
+        return ops.cast(model_output, dtype), ops.cast(sample, dtype), dtype, sample.dtype
+
+    def _predict_clipped_original(self, model_output, sample, c):
+        """``(pred_original_sample, pred_epsilon)`` of a step, the predicted ``x_0`` clipped or thresholded.
+
+        Args:
+            model_output: the denoiser output in the compute dtype.
+            sample: ``x_t`` in the compute dtype.
+            c: the step's :meth:`_step_coefficients`.
+        """
+        pred_original_sample, pred_epsilon = self._original_and_epsilon(
+            model_output, sample, c["alpha_prod_t"], c["beta_prod_t"]
+        )
+        return self._clip_or_threshold(pred_original_sample), pred_epsilon
+
+    def _step_noise(self, noise, sample, seed, dtype):
+        """The ``N(0, I)`` draw of a step: ``noise`` (shape-checked against ``sample``), else a fresh draw.
+
+        Raises:
+            ModelInputError: when ``noise`` is given with another shape than ``sample``.
+        """
+        if noise is not None:
+            self._check_same_shape(type(self).__name__, "noise", noise, sample)
+        return self._noise_like(sample, noise, seed, dtype)
 
     # === Predicted x_0 post-processing ===
 

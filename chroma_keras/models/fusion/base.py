@@ -28,14 +28,38 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 import keras
+from keras import ops
 
 from chroma_keras.errors import PresetError
+from chroma_keras.layers.modality_dropout import (
+    ModalityDropout,
+    check_encoded,
+    check_modalities,
+    check_modality_mask,
+)
 
 _REGISTRY: dict[str, Callable[..., keras.layers.Layer]] = {}
 
 
 class MultimodalFusion(keras.layers.Layer):
     """Base class of fusion strategies.
+
+    Holds what every strategy shares, so a strategy only adds its own layers:
+
+    * the constructor arguments below (``modalities`` is validated) and their ``get_config``;
+    * :meth:`_add_modality_layers`: one ``Dense`` projection per modality
+      (``projections``, layers ``{m}_projection``), the learned null embeddings
+      with modality dropout (``null_and_dropout``, layer ``modality_dropout``)
+      and, for strategies that read sequences, the learned modality-type
+      embedding (``type_embedding``, layer ``modality_type_embedding``);
+    * :meth:`_build_modality_layers`: the input shape checks and the build of those layers;
+    * :meth:`_project_embeddings`: the input checks, then every modality's pooled
+      embedding projected and absent (or dropped) ones replaced by their null embedding;
+    * :meth:`_modality_segments`: per modality, the token segment of the
+      sequence-reading strategies (summary token, projected steps, type vector).
+
+    Subclasses set ``reads_sequences = True`` when they need each encoder's
+    ``"sequence"`` / ``"sequence_mask"`` as well as its ``"embedding"``.
 
     Args:
         modalities: the modalities this model fuses (ordered like ``data.keys.MODALITIES``).
@@ -45,7 +69,14 @@ class MultimodalFusion(keras.layers.Layer):
         exempt_modalities: modalities never dropped.
         seed: seed of the modality-dropout SeedGenerator.
         **kwargs: ``keras.layers.Layer`` arguments.
+
+    Raises:
+        ModelInputError: when ``modalities`` is not a non-empty subset of
+            ``data.keys.MODALITIES`` in that order.
     """
+
+    #: Whether the strategy reads the encoders' ``"sequence"`` and ``"sequence_mask"``.
+    reads_sequences = False
 
     def __init__(
         self,
@@ -57,13 +88,108 @@ class MultimodalFusion(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
+        # Checked before Layer.__init__, so a rejected layer does not use up an automatic name.
+        modalities = check_modalities(modalities, kwargs.get("name") or type(self).__name__)
         super().__init__(**kwargs)
-        self.modalities = tuple(modalities)
+        self.modalities = modalities
         self.hidden_dim = int(hidden_dim)
         self.dropout = float(dropout)
         self.modality_dropout = float(modality_dropout)
         self.exempt_modalities = tuple(exempt_modalities)
         self.seed = seed
+
+    def _add_modality_layers(self, width: int) -> None:
+        """Creates the per-modality projections to ``width``, the null embeddings and (with sequences) type embeddings.
+
+        Args:
+            width: width of the projected embeddings (and of the null and type embeddings).
+        """
+        self.projections = {
+            m: keras.layers.Dense(width, name=f"{m}_projection", dtype=self.dtype_policy) for m in self.modalities
+        }
+        self.null_and_dropout = ModalityDropout(
+            self.modalities,
+            width,
+            rate=self.modality_dropout,
+            exempt_modalities=self.exempt_modalities,
+            seed=self.seed,
+            name="modality_dropout",
+            dtype=self.dtype_policy,
+        )
+        if self.reads_sequences:
+            self.type_embedding = keras.layers.Embedding(
+                len(self.modalities), width, name="modality_type_embedding", dtype=self.dtype_policy
+            )
+
+    def _build_modality_layers(self, encoded_shape, modality_mask_shape=None) -> None:
+        """Checks the input shapes and builds the layers of :meth:`_add_modality_layers`.
+
+        Args:
+            encoded_shape: ``{modality: {key: shape}}`` as ``build`` receives it.
+            modality_mask_shape: shape of the presence mask, or None.
+
+        Raises:
+            ModelInputError: on a missing modality or key, or a badly shaped tensor or mask.
+        """
+        check_encoded(encoded_shape, self.modalities, self.name, need_sequence=self.reads_sequences)
+        if modality_mask_shape is not None:
+            check_modality_mask(modality_mask_shape, self.name)
+        for m in self.modalities:
+            self.projections[m].build(tuple(encoded_shape[m]["embedding"]))
+        self.null_and_dropout.build()
+        if self.reads_sequences:
+            self.type_embedding.build()
+
+    def _project_embeddings(self, encoded, modality_mask=None, training=False):
+        """Checks ``encoded``, projects each modality's pooled embedding and nulls the absent ones.
+
+        Args:
+            encoded: encoder outputs per modality (see the module docstring).
+            modality_mask: float ``[batch, len(MODALITIES)]`` or None for all present.
+            training: whether modality dropout is active.
+
+        Returns:
+            ``(embeddings, presence)``: float ``[batch, len(modalities), width]`` with the
+            null embedding in place of every absent or dropped modality, and the
+            effective presence mask float ``[batch, len(modalities)]`` (1 = present and kept).
+
+        Raises:
+            ModelInputError: on a missing modality or key, or a badly shaped tensor or mask.
+        """
+        check_encoded(encoded, self.modalities, self.name, need_sequence=self.reads_sequences)
+        projected = ops.stack([self.projections[m](encoded[m]["embedding"]) for m in self.modalities], axis=1)
+        return self.null_and_dropout(projected, modality_mask, training=training)
+
+    def _modality_segments(self, encoded, summaries, presence, positions=None):
+        """Per modality, the tokens a sequence-reading strategy attends over, and their mask.
+
+        A segment is the modality's summary token (its row of ``summaries``: the
+        projected embedding or the null embedding) followed by its projected
+        ``"sequence"`` (plus ``positions(steps)`` when given), every token plus the
+        modality's type embedding. The summary token is always valid; the steps are
+        masked by ``"sequence_mask"`` and by presence.
+
+        Args:
+            encoded: encoder outputs per modality, with sequences.
+            summaries: float ``[batch, len(modalities), width]`` from :meth:`_project_embeddings`.
+            presence: float ``[batch, len(modalities)]`` from :meth:`_project_embeddings`.
+            positions: a layer mapping ``[batch, steps, width]`` to a position encoding, or None.
+
+        Returns:
+            A list, in ``modalities`` order, of ``(tokens, mask)``: float
+            ``[batch, 1 + steps_m, width]`` and float ``[batch, 1 + steps_m]``.
+        """
+        segments = []
+        for i, m in enumerate(self.modalities):
+            steps = self.projections[m](encoded[m]["sequence"])
+            if positions is not None:
+                steps = steps + positions(steps)
+            type_vector = self.type_embedding(ops.convert_to_tensor([i], dtype="int32"))[None, :, :]
+            tokens = ops.concatenate([summaries[:, i : i + 1, :], steps], axis=1) + type_vector
+            step_mask = ops.cast(encoded[m]["sequence_mask"], self.compute_dtype) * presence[:, i : i + 1]
+            mask = ops.concatenate([ops.ones_like(presence[:, i : i + 1]), step_mask], axis=1)
+            segments.append((tokens, mask))
+        return segments
 
     def get_config(self):
         config = super().get_config()

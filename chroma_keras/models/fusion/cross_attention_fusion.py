@@ -6,12 +6,6 @@ import keras
 from keras import ops
 
 from chroma_keras.errors import ModelInputError
-from chroma_keras.layers.modality_dropout import (
-    ModalityDropout,
-    check_encoded,
-    check_modalities,
-    check_modality_mask,
-)
 from chroma_keras.models.fusion.base import MultimodalFusion, register_fusion
 
 QUERY_MODALITY = "text"
@@ -69,27 +63,11 @@ class CrossAttentionFusion(MultimodalFusion):
     (2, 16)
     """
 
-    def __init__(
-        self,
-        modalities,
-        hidden_dim: int,
-        dropout: float = 0.1,
-        modality_dropout: float = 0.0,
-        exempt_modalities=(),
-        seed=None,
-        num_heads: int = 4,
-        **kwargs,
-    ):
+    reads_sequences = True
+
+    def __init__(self, modalities, hidden_dim: int, *, num_heads: int = 4, **kwargs):
+        super().__init__(modalities, hidden_dim, **kwargs)
         owner = kwargs.get("name") or type(self).__name__
-        super().__init__(
-            modalities=check_modalities(modalities, owner),
-            hidden_dim=hidden_dim,
-            dropout=dropout,
-            modality_dropout=modality_dropout,
-            exempt_modalities=exempt_modalities,
-            seed=seed,
-            **kwargs,
-        )
         self.num_heads = int(num_heads)
         self.context_modalities = tuple(m for m in self.modalities if m != QUERY_MODALITY)
         self.has_text = QUERY_MODALITY in self.modalities
@@ -104,22 +82,7 @@ class CrossAttentionFusion(MultimodalFusion):
                 f"Received: hidden_dim={self.hidden_dim}, num_heads={self.num_heads}"
             )
         # === Layers ===
-        self.projections = {
-            m: keras.layers.Dense(self.hidden_dim, name=f"{m}_projection", dtype=self.dtype_policy)
-            for m in self.modalities
-        }
-        self.null_and_dropout = ModalityDropout(
-            self.modalities,
-            self.hidden_dim,
-            rate=self.modality_dropout,
-            exempt_modalities=self.exempt_modalities,
-            seed=seed,
-            name="modality_dropout",
-            dtype=self.dtype_policy,
-        )
-        self.type_embedding = keras.layers.Embedding(
-            len(self.modalities), self.hidden_dim, name="modality_type_embedding", dtype=self.dtype_policy
-        )
+        self._add_modality_layers(self.hidden_dim)
         self.attention = keras.layers.MultiHeadAttention(
             num_heads=self.num_heads,
             key_dim=self.hidden_dim // self.num_heads,
@@ -136,13 +99,7 @@ class CrossAttentionFusion(MultimodalFusion):
         self.output_projection = keras.layers.Dense(self.hidden_dim, name="output_projection", dtype=self.dtype_policy)
 
     def build(self, encoded_shape, modality_mask_shape=None):
-        check_encoded(encoded_shape, self.modalities, self.name, need_sequence=True)
-        if modality_mask_shape is not None:
-            check_modality_mask(modality_mask_shape, self.name)
-        for m in self.modalities:
-            self.projections[m].build(tuple(encoded_shape[m]["embedding"]))
-        self.null_and_dropout.build()
-        self.type_embedding.build()
+        self._build_modality_layers(encoded_shape, modality_mask_shape)
         if not self.has_text:
             self.learned_query = self.add_weight(
                 shape=(self.hidden_dim,),
@@ -156,23 +113,9 @@ class CrossAttentionFusion(MultimodalFusion):
         self.output_projection.build((None, self.hidden_dim))
         self.built = True
 
-    def _segments(self, encoded, modality_mask, training):
-        """Per modality: ``(tokens [b, 1 + steps, h], mask [b, 1 + steps])`` and the summary tokens."""
-        summaries = ops.stack([self.projections[m](encoded[m]["embedding"]) for m in self.modalities], axis=1)
-        summaries, presence = self.null_and_dropout(summaries, modality_mask, training=training)
-        segments = {}
-        for i, m in enumerate(self.modalities):
-            steps = self.projections[m](encoded[m]["sequence"])
-            type_vector = self.type_embedding(ops.convert_to_tensor([i], dtype="int32"))[None, :, :]
-            tokens = ops.concatenate([summaries[:, i : i + 1, :], steps], axis=1) + type_vector
-            step_mask = ops.cast(encoded[m]["sequence_mask"], self.compute_dtype) * presence[:, i : i + 1]
-            mask = ops.concatenate([ops.ones_like(presence[:, i : i + 1]), step_mask], axis=1)
-            segments[m] = (tokens, mask)
-        return segments, summaries
-
     def call(self, encoded, modality_mask=None, training=False):
-        check_encoded(encoded, self.modalities, self.name, need_sequence=True)
-        segments, summaries = self._segments(encoded, modality_mask, training)
+        summaries, presence = self._project_embeddings(encoded, modality_mask, training=training)
+        segments = dict(zip(self.modalities, self._modality_segments(encoded, summaries, presence)))
         context = ops.concatenate([segments[m][0] for m in self.context_modalities], axis=1)
         context_mask = ops.concatenate([segments[m][1] for m in self.context_modalities], axis=1)
         if self.has_text:

@@ -7,12 +7,6 @@ from keras import ops
 from keras_hub.layers import SinePositionEncoding, TransformerEncoder
 
 from chroma_keras.errors import ModelInputError
-from chroma_keras.layers.modality_dropout import (
-    ModalityDropout,
-    check_encoded,
-    check_modalities,
-    check_modality_mask,
-)
 from chroma_keras.models.fusion.base import MultimodalFusion, register_fusion
 
 
@@ -70,55 +64,32 @@ class EarlyFusion(MultimodalFusion):
     (2, 16)
     """
 
+    reads_sequences = True
+
     def __init__(
         self,
         modalities,
         hidden_dim: int,
-        dropout: float = 0.1,
-        modality_dropout: float = 0.0,
-        exempt_modalities=(),
-        seed=None,
+        *,
         width=None,
         num_layers: int = 1,
         num_heads: int = 4,
         intermediate_dim=None,
         **kwargs,
     ):
-        owner = kwargs.get("name") or type(self).__name__
-        super().__init__(
-            modalities=check_modalities(modalities, owner),
-            hidden_dim=hidden_dim,
-            dropout=dropout,
-            modality_dropout=modality_dropout,
-            exempt_modalities=exempt_modalities,
-            seed=seed,
-            **kwargs,
-        )
+        super().__init__(modalities, hidden_dim, **kwargs)
         self.width = int(width) if width is not None else self.hidden_dim
         self.num_layers = int(num_layers)
         self.num_heads = int(num_heads)
         self.intermediate_dim = int(intermediate_dim) if intermediate_dim is not None else 2 * self.width
         if self.num_layers < 1 or self.num_heads < 1 or self.width % self.num_heads:
+            owner = kwargs.get("name") or type(self).__name__
             raise ModelInputError(
                 f"{owner}: needs num_layers >= 1 and a width divisible by num_heads. "
                 f"Received: width={self.width}, num_heads={self.num_heads}, num_layers={self.num_layers}"
             )
         # === Layers ===
-        self.projections = {
-            m: keras.layers.Dense(self.width, name=f"{m}_projection", dtype=self.dtype_policy) for m in self.modalities
-        }
-        self.null_and_dropout = ModalityDropout(
-            self.modalities,
-            self.width,
-            rate=self.modality_dropout,
-            exempt_modalities=self.exempt_modalities,
-            seed=seed,
-            name="modality_dropout",
-            dtype=self.dtype_policy,
-        )
-        self.type_embedding = keras.layers.Embedding(
-            len(self.modalities), self.width, name="modality_type_embedding", dtype=self.dtype_policy
-        )
+        self._add_modality_layers(self.width)
         self.positions = SinePositionEncoding(name="position_encoding", dtype=self.dtype_policy)
         self.blocks = [
             TransformerEncoder(
@@ -136,13 +107,7 @@ class EarlyFusion(MultimodalFusion):
         self.output_projection = keras.layers.Dense(self.hidden_dim, name="output_projection", dtype=self.dtype_policy)
 
     def build(self, encoded_shape, modality_mask_shape=None):
-        check_encoded(encoded_shape, self.modalities, self.name, need_sequence=True)
-        if modality_mask_shape is not None:
-            check_modality_mask(modality_mask_shape, self.name)
-        for m in self.modalities:
-            self.projections[m].build(tuple(encoded_shape[m]["embedding"]))
-        self.null_and_dropout.build()
-        self.type_embedding.build()
+        self._build_modality_layers(encoded_shape, modality_mask_shape)
         for block in self.blocks:
             block.build((None, None, self.width))
         self.final_norm.build((None, None, self.width))
@@ -161,19 +126,12 @@ class EarlyFusion(MultimodalFusion):
             ``(tokens, mask)``: float ``[batch, total_steps, width]`` and float
             ``[batch, total_steps]`` where ``total_steps = sum(1 + steps_m)``.
         """
-        check_encoded(encoded, self.modalities, self.name, need_sequence=True)
-        summaries = ops.stack([self.projections[m](encoded[m]["embedding"]) for m in self.modalities], axis=1)
-        summaries, presence = self.null_and_dropout(summaries, modality_mask, training=training)
-        tokens, masks = [], []
-        for i, m in enumerate(self.modalities):
-            steps = self.projections[m](encoded[m]["sequence"])
-            steps = steps + self.positions(steps)
-            segment = ops.concatenate([summaries[:, i : i + 1, :], steps], axis=1)
-            type_vector = self.type_embedding(ops.convert_to_tensor([i], dtype="int32"))
-            tokens.append(segment + type_vector[None, :, :])
-            step_mask = ops.cast(encoded[m]["sequence_mask"], self.compute_dtype) * presence[:, i : i + 1]
-            masks.append(ops.concatenate([ops.ones_like(presence[:, i : i + 1]), step_mask], axis=1))
-        return ops.concatenate(tokens, axis=1), ops.concatenate(masks, axis=1)
+        summaries, presence = self._project_embeddings(encoded, modality_mask, training=training)
+        segments = self._modality_segments(encoded, summaries, presence, positions=self.positions)
+        return (
+            ops.concatenate([tokens for tokens, _ in segments], axis=1),
+            ops.concatenate([mask for _, mask in segments], axis=1),
+        )
 
     def call(self, encoded, modality_mask=None, training=False):
         tokens, mask = self.joint_sequence(encoded, modality_mask, training=training)

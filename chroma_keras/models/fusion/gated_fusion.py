@@ -5,12 +5,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from chroma_keras.layers.modality_dropout import (
-    ModalityDropout,
-    check_encoded,
-    check_modalities,
-    check_modality_mask,
-)
 from chroma_keras.models.fusion.base import MultimodalFusion, register_fusion
 
 # Added to the gate logits of absent modalities; exp() of it underflows to exactly 0.
@@ -61,56 +55,20 @@ class GatedFusion(MultimodalFusion):
     >>> fusion.modality_weights(encoded, np.array([[1, 1, 0], [0, 0, 1]], "float32"))  # row 1: [0, 0, 1]
     """
 
-    def __init__(
-        self,
-        modalities,
-        hidden_dim: int,
-        dropout: float = 0.1,
-        modality_dropout: float = 0.0,
-        exempt_modalities=(),
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            modalities=check_modalities(modalities, kwargs.get("name") or type(self).__name__),
-            hidden_dim=hidden_dim,
-            dropout=dropout,
-            modality_dropout=modality_dropout,
-            exempt_modalities=exempt_modalities,
-            seed=seed,
-            **kwargs,
-        )
+    def __init__(self, modalities, hidden_dim: int, **kwargs):
+        super().__init__(modalities, hidden_dim, **kwargs)
         # === Layers ===
-        self.projections = {
-            m: keras.layers.Dense(self.hidden_dim, name=f"{m}_projection", dtype=self.dtype_policy)
-            for m in self.modalities
-        }
-        self.null_and_dropout = ModalityDropout(
-            self.modalities,
-            self.hidden_dim,
-            rate=self.modality_dropout,
-            exempt_modalities=self.exempt_modalities,
-            seed=seed,
-            name="modality_dropout",
-            dtype=self.dtype_policy,
-        )
+        self._add_modality_layers(self.hidden_dim)
         self.gate = keras.layers.Dense(len(self.modalities), name="gate", dtype=self.dtype_policy)
         self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
 
     def build(self, encoded_shape, modality_mask_shape=None):
-        check_encoded(encoded_shape, self.modalities, self.name, need_sequence=False)
-        if modality_mask_shape is not None:
-            check_modality_mask(modality_mask_shape, self.name)
-        for m in self.modalities:
-            self.projections[m].build(tuple(encoded_shape[m]["embedding"]))
-        self.null_and_dropout.build()
+        self._build_modality_layers(encoded_shape, modality_mask_shape)
         self.gate.build((None, len(self.modalities) * self.hidden_dim))
         self.built = True
 
     def _fuse(self, encoded, modality_mask, training):
-        check_encoded(encoded, self.modalities, self.name, need_sequence=False)
-        projected = ops.stack([self.projections[m](encoded[m]["embedding"]) for m in self.modalities], axis=1)
-        embeddings, presence = self.null_and_dropout(projected, modality_mask, training=training)
+        embeddings, presence = self._project_embeddings(encoded, modality_mask, training=training)
         logits = self.gate(ops.reshape(embeddings, (-1, len(self.modalities) * self.hidden_dim)))
         any_present = ops.sum(presence, axis=1, keepdims=True) > 0
         allowed = ops.logical_or(presence > 0, ops.logical_not(any_present))

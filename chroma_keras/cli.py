@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 
 from chroma_keras.errors import ChromaKerasError
@@ -47,6 +48,51 @@ def _cmd_demo(args) -> int:
     overrides = config.parse_overrides(args.set) if args.set else {}
     audio = None if args.audio == "none" else args.audio
     run_demo(args.out, preset=args.preset, epochs=args.epochs, seed=args.seed, audio=audio, **_flatten(overrides))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    import keras
+
+    from chroma_keras import config, zoo
+    from chroma_keras.demo import train_on_corpus
+
+    overrides = _flatten(config.parse_overrides(args.set)) if args.set else {}
+    model = zoo.from_preset(args.preset, **overrides)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"training {args.preset} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}", flush=True)
+    history, _ = train_on_corpus(
+        model, args.corpus, epochs=args.epochs, verbose=2, callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"))]
+    )
+    model_dir = zoo.save_to_preset(model, out / "model")
+    last = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
+    print(f"saved {model_dir}; last epoch: {last}")
+    return 0
+
+
+def _cmd_evaluate_generation(args) -> int:
+    from chroma_keras import zoo
+    from chroma_keras.generation.recognition import DEFAULT_COLOURS, colour_recognition, reference_recognition
+
+    generator = zoo.from_preset(args.generator)
+    scorer = zoo.from_preset(args.scorer)
+    generate_kwargs = {
+        key: value
+        for key, value in (("num_steps", args.num_steps), ("scheduler", args.scheduler), ("guidance_scale", args.guidance_scale))
+        if value is not None
+    }
+    colours = args.colours.split(",") if args.colours else DEFAULT_COLOURS
+    report = colour_recognition(
+        generator, scorer, colours=colours, samples_per_colour=args.samples_per_colour, seed=args.seed, **generate_kwargs
+    )
+    text = report.to_markdown()
+    if args.corpus:
+        reference = reference_recognition(scorer, args.corpus, split=args.split, colours=colours)
+        text += f"\n\nThe same scorer on real segments ({args.split} split of {args.corpus}):\n\n" + reference.to_markdown()
+    print(text)
+    if args.out:
+        pathlib.Path(args.out).write_text(text + "\n")
     return 0
 
 
@@ -95,6 +141,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
     p.add_argument("--audio", choices=AUDIO_CHOICES, default="auto", help="how the corpus' audio is rendered")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("train", help="train a preset on a segment parquet (or the demo corpus) and save it as a preset directory")
+    p.add_argument("preset", help="built-in name, YAML file or preset directory")
+    p.add_argument("--corpus", required=True, help="segment parquet, folder, or 'demo'")
+    p.add_argument("--out", required=True, help="output directory (model/ and history.csv)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the preset's training.epochs")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "evaluate-generation", help="how often a scorer recognises generated segments as the colour they were asked for"
+    )
+    p.add_argument("generator", help="a trained piano-roll generator (preset directory)")
+    p.add_argument("--scorer", required=True, help="a trained scorer with a piano-roll MIDI encoder (preset directory)")
+    p.add_argument("--samples-per-colour", type=int, default=16)
+    p.add_argument("--colours", default=None, help="comma-separated colour names (default: the eight with modes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-steps", type=int, default=None, help="diffusion sampler steps (default: the preset's)")
+    p.add_argument("--scheduler", choices=("ddim", "ddpm"), default=None, help="diffusion sampler (default: the preset's)")
+    p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
+    p.add_argument("--corpus", default=None, help="also score the real segments of this corpus, for reference")
+    p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --corpus scored")
+    p.add_argument("--out", default=None, help="also write the markdown tables here")
+    p.set_defaults(func=_cmd_evaluate_generation)
     return parser
 
 

@@ -16,7 +16,6 @@ import pathlib
 import time
 
 import keras
-import numpy as np
 
 from chroma_keras import modes, zoo
 from chroma_keras.data.demo_corpus import write_demo_corpus
@@ -36,7 +35,9 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
 
     The data goes through :class:`~chroma_keras.data.multimodal_dataset.MultimodalDataset`,
     the same reader as the user's media parquet: split by song (or segment) as
-    ``training.split`` says, shuffled and augmented for training only.
+    ``training.split`` says, shuffled and augmented for training only. The preset's
+    ``training.early_stopping_patience`` / ``reduce_lr_patience`` add the callbacks of
+    :func:`chroma_keras.training.preset_callbacks`.
 
     Args:
         model: a model built by ``from_preset`` (it carries ``preset_config``).
@@ -57,12 +58,14 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
             datasets[split] = MultimodalDataset(corpus, config, split=split, require=require)
         except DataError:
             datasets[split] = None  # too few songs for this split
+    from chroma_keras.training.preset_callbacks import preset_callbacks
+
     history = model.fit(
         datasets["train"],
         validation_data=datasets["validation"],
         epochs=epochs or config["training"]["epochs"],
         verbose=verbose,
-        callbacks=list(callbacks),
+        callbacks=list(callbacks) + preset_callbacks(model, has_validation=datasets["validation"] is not None),
     )
     return history, datasets
 
@@ -134,7 +137,8 @@ def run_demo(
         written[label] = (paths, density)
 
     hist = history.history
-    val_key = "val_reconstruction_loss" if "val_reconstruction_loss" in hist else "reconstruction_loss"
+    main_loss = "reconstruction_loss" if "reconstruction_loss" in hist else "diffusion_loss" if "diffusion_loss" in hist else "loss"
+    val_key = f"val_{main_loss}" if f"val_{main_loss}" in hist else main_loss
     first, last = hist[val_key][0], hist[val_key][-1]
     drop = 100.0 * (1.0 - last / first)
     lines = [
@@ -149,21 +153,29 @@ def run_demo(
         "| metric | first epoch | last epoch |",
         "|---|---|---|",
     ]
-    for key in ("reconstruction_loss", "kl_loss", "val_reconstruction_loss", "val_kl_loss"):
+    for key in ("reconstruction_loss", "kl_loss", "diffusion_loss", "val_reconstruction_loss", "val_kl_loss", "val_diffusion_loss"):
         if key in hist:
             lines.append(f"| {key} | {_fmt(hist[key][0])} | {_fmt(hist[key][-1])} |")
     lines += [
         "",
-        f"Validation reconstruction loss fell by {drop:.1f}% from the first epoch ({_fmt(first)} -> {_fmt(last)}).",
+        f"{'Validation' if val_key.startswith('val_') else 'Training'} {main_loss.replace('_', ' ')} fell by {drop:.1f}% "
+        f"from the first epoch ({_fmt(first)} -> {_fmt(last)}).",
     ]
-    if test_metrics:
+    if "reconstruction_loss" in test_metrics:
         lines.append(
             f"Held-out test songs: reconstruction {_fmt(test_metrics['reconstruction_loss'])}, KL {_fmt(test_metrics['kl_loss'])}."
         )
+    elif "diffusion_loss" in test_metrics:
+        lines.append(f"Held-out test songs: diffusion loss {_fmt(test_metrics['diffusion_loss'])}.")
+    if main_loss == "reconstruction_loss":
+        lines += [
+            "",
+            "Reconstruction loss is per segment: the sum over piano-roll cells of the note-on binary",
+            "cross-entropy plus the squared velocity error on sounding cells.",
+        ]
+    elif main_loss == "diffusion_loss":
+        lines += ["", "Diffusion loss is the mean squared error of the denoiser's prediction target at a random timestep."]
     lines += [
-        "",
-        "Reconstruction loss is per segment: the sum over piano-roll cells of the note-on binary",
-        "cross-entropy plus the squared velocity error on sounding cells.",
         "",
         f"Trained model (a preset directory): `{model_dir}`; per-epoch losses: `{history_csv}`.",
         "",

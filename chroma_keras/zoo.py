@@ -23,10 +23,11 @@ METADATA_FILENAME = "metadata.json"
 def _model_classes():
     # Imported lazily so `chroma_keras.list_presets()` does not build any backend state.
     from chroma_keras.models.conditional_vae import ConditionalVAE
+    from chroma_keras.models.pianoroll_diffusion import PianoRollDiffusion
     from chroma_keras.models.scorer import Scorer
 
     # A preset without a generator (model.generative.type null) is a scorer.
-    return {"vae": ConditionalVAE, None: Scorer}
+    return {"vae": ConditionalVAE, "diffusion": PianoRollDiffusion, None: Scorer}
 
 
 def list_presets() -> list[tuple[str, str]]:
@@ -67,6 +68,14 @@ def build_model(config: dict, source: str = "preset"):
     return model
 
 
+def _build_optimizer_state(model) -> None:
+    # A weights file holds the optimizer's slots too; building them on both sides
+    # makes saved and loaded optimizers match (training resumes with its moments).
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+
+
 def from_preset(name_or_path, load_weights: bool = True, weights=None, **overrides):
     """Build a model from a built-in preset name, a YAML file or a saved preset directory.
 
@@ -97,6 +106,7 @@ def from_preset(name_or_path, load_weights: bool = True, weights=None, **overrid
     if weights is not None and not weights_path.is_file():
         raise PresetError(f"weights={str(weights_path)!r}: no such weights file.")
     if load_weights and weights_path.is_file():
+        _build_optimizer_state(model)
         try:
             model.load_weights(weights_path)
         except ValueError as exc:
@@ -141,6 +151,7 @@ def save_to_preset(model, directory) -> pathlib.Path:
     config = preset_config.apply_overrides(base, model.preset_overrides(), source="save_to_preset")
     config = preset_config.validate_config(config, source=str(directory / preset_config.PRESET_FILENAME))
     (directory / preset_config.PRESET_FILENAME).write_text(preset_config.dump_config(config))
+    _build_optimizer_state(model)
     model.save_weights(directory / WEIGHTS_FILENAME)
     from chroma_keras import __version__
 

@@ -30,3 +30,36 @@ def test_demo_corpus_command_writes_parquet(tmp_path, capsys):
     table = pq.read_table(out)
     assert {"segment_id", "midi_binary", "rainbow_color"} <= set(table.column_names)
     assert table.num_rows >= 16
+
+
+GRID = ["preprocessing.midi.piano_roll.frames_per_second=2", "preprocessing.midi.piano_roll.num_frames=16"]
+TINY_DIFFUSION = GRID + ["model.diffusion.channels=[4,8]", "model.diffusion.norm_groups=4", "model.diffusion.attention=false"]
+TINY_SCORER = GRID + ["model.midi_encoder.filters=[4,4,4]", "model.midi_encoder.hidden_dim=8"]
+
+
+def _sets(pairs):
+    return [arg for pair in pairs for arg in ("--set", pair)]
+
+
+def test_train_then_evaluate_generation(tmp_path, capsys):
+    corpus = tmp_path / "c.parquet"
+    assert main(["demo-corpus", "--out", str(corpus), "--songs-per-colour", "3", "--segments-per-song", "2"]) == 0
+    assert main(["train", "diffusion_pianoroll_chromatic", "--corpus", str(corpus), "--out", str(tmp_path / "gen"), "--epochs", "2", *_sets(TINY_DIFFUSION)]) == 0
+    assert main(["train", "scorer_midi_only", "--corpus", str(corpus), "--out", str(tmp_path / "sc"), "--epochs", "1", *_sets(TINY_SCORER)]) == 0
+    assert (tmp_path / "gen" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+    capsys.readouterr()
+    report = tmp_path / "recognition.md"
+    args = ["evaluate-generation", str(tmp_path / "gen" / "model"), "--scorer", str(tmp_path / "sc" / "model")]
+    options = ["--samples-per-colour", "2", "--num-steps", "3", "--scheduler", "ddpm", "--corpus", str(corpus), "--split", "all"]
+    assert main([*args, *options, "--out", str(report)]) == 0
+    text = report.read_text()
+    assert text == capsys.readouterr().out
+    generated, real = text.split("The same scorer on real segments")
+    assert "16 segments, num_steps=3, scheduler=ddpm" in generated and "chance 12.5%" in generated
+    assert sum(line.startswith("| ") and "%" in line for line in generated.splitlines()) == 8
+    # The reference scores every real segment of the eight colours once (3 songs x 2 segments each, some without MIDI).
+    counted = [int(line.split("|")[2]) for line in real.splitlines() if line.startswith("| ") and "%" in line]
+    assert len(counted) == 8 and 8 * 4 <= sum(counted) <= 8 * 6
+    # The generator is no scorer: a clear error, exit status 2.
+    assert main(["evaluate-generation", str(tmp_path / "sc" / "model"), "--scorer", str(tmp_path / "gen" / "model")]) == 2
+    assert "piano-roll MIDI encoder" in capsys.readouterr().err

@@ -379,6 +379,66 @@ SCHEMA = Section(
                         "prediction_type": ChoiceField(
                             ["epsilon", "v", "sample"], default="epsilon", doc="What the denoiser predicts."
                         ),
+                        "beta_start": FloatField(
+                            0, 1, min_exclusive=True, max_exclusive=True, default=1e-4, doc="First beta of the linear / scaled_linear schedules."
+                        ),
+                        "beta_end": FloatField(
+                            0, 1, min_exclusive=True, max_exclusive=True, default=0.02, doc="Last beta of the linear / scaled_linear schedules."
+                        ),
+                        "variance_type": ChoiceField(
+                            ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"],
+                            default="fixed_small",
+                            doc="DDPM reverse-step variance.",
+                        ),
+                        "denoiser": ChoiceField(
+                            ["unet", "transformer"], default="unet", doc="Denoiser backbone: conditional U-Net or DiT-style transformer."
+                        ),
+                        "condition_dim": IntField(
+                            1, 4096, default=64, doc="Width of the chromatic condition vector fed to the denoiser."
+                        ),
+                        "condition_dropout": FloatField(
+                            0, 1, max_exclusive=True, default=0.1, doc="Probability of dropping one condition axis in training."
+                        ),
+                        "unconditional_probability": FloatField(
+                            0,
+                            1,
+                            max_exclusive=True,
+                            default=0.1,
+                            doc="Probability of dropping the whole condition in training (needed for classifier-free guidance).",
+                        ),
+                        "note_threshold": FloatField(
+                            0,
+                            1,
+                            min_exclusive=True,
+                            max_exclusive=True,
+                            default=0.15,
+                            doc="Generated velocity above which a piano-roll cell is a note.",
+                        ),
+                        "dropout": FloatField(0, 1, max_exclusive=True, default=0.0, doc="Dropout inside the denoiser."),
+                        "channels": ListField(
+                            IntField(1, 4096, doc="Channels of one U-Net level."),
+                            min_len=1,
+                            max_len=6,
+                            default=[32, 64, 128],
+                            doc="U-Net channels per resolution level; each level below the first halves pitch and time.",
+                        ),
+                        "num_res_blocks": IntField(1, 8, default=2, doc="U-Net residual blocks per level."),
+                        "attention": BoolField(default=True, doc="Self-attention at the U-Net's lowest resolution."),
+                        "norm_groups": IntField(1, 64, default=8, doc="Group-norm groups in the U-Net (must divide every level's channels)."),
+                        "num_heads": IntField(1, 64, default=4, doc="Attention heads (U-Net attention and transformer blocks)."),
+                        "hidden_dim": IntField(8, 4096, default=128, doc="Transformer token width."),
+                        "num_layers": IntField(1, 48, default=4, doc="Transformer blocks."),
+                        "patch_size": ListField(
+                            IntField(1, 64, doc="Patch extent along one axis."),
+                            min_len=1,
+                            max_len=2,
+                            default=[4, 4],
+                            doc="Transformer patch size (pitch, frames); one value for sequences.",
+                        ),
+                        "mlp_ratio": FloatField(0, 16, min_exclusive=True, default=4.0, doc="Transformer MLP width over hidden_dim."),
+                        "position_embedding": ChoiceField(
+                            ["sinusoidal", "learned"], default="sinusoidal", doc="Transformer patch-position embedding."
+                        ),
                     },
                     optional=True,
                     include_when=("model.generative.type", "diffusion"),
@@ -666,6 +726,15 @@ SCHEMA = Section(
                         ),
                         "guidance_scale": FloatField(
                             0, 100, default=1.0, doc="Classifier-free guidance scale; 1 disables it."
+                        ),
+                        "scheduler": ChoiceField(["ddim", "ddpm"], default="ddim", doc="Diffusion sampler."),
+                        "timestep_spacing": ChoiceField(
+                            ["linspace", "leading", "trailing"], default="leading", doc="How the sampler picks its timesteps."
+                        ),
+                        "eta": FloatField(0, 1, default=0.0, doc="DDIM noise: 0 deterministic, 1 DDPM-like."),
+                        "clip_sample": BoolField(default=True, doc="Clip the predicted clean sample to clip_sample_range."),
+                        "clip_sample_range": FloatField(
+                            0, 1000, min_exclusive=True, default=1.0, doc="Bound of the clipped clean sample."
                         ),
                     },
                     doc="Sampling parameters.",

@@ -4,5 +4,12 @@ from chroma_keras.layers.chromatic_condition_embedding import ChromaticCondition
 from chroma_keras.layers.log_mel_spectrogram import LogMelSpectrogram
 from chroma_keras.layers.modality_dropout import ModalityDropout
 from chroma_keras.layers.reparameterization import Reparameterization
+from chroma_keras.layers.timestep_embedding import SinusoidalTimestepEmbedding
 
-__all__ = ["ChromaticConditionEmbedding", "LogMelSpectrogram", "ModalityDropout", "Reparameterization"]
+__all__ = [
+    "ChromaticConditionEmbedding",
+    "LogMelSpectrogram",
+    "ModalityDropout",
+    "Reparameterization",
+    "SinusoidalTimestepEmbedding",
+]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import pathlib
 
 import keras
 import numpy as np
 from keras import ops
 
-from chroma_keras import conditioning, modes
+from chroma_keras import conditioning
 from chroma_keras.data import keys
 from chroma_keras.errors import ModelInputError
 from chroma_keras.layers import ChromaticConditionEmbedding, Reparameterization
+from chroma_keras.models.pianoroll_generator import PianoRollGeneratorMixin
 from chroma_keras.models.pianoroll_vae_decoder import PianoRollVAEDecoder
 from chroma_keras.models.pianoroll_vae_encoder import PianoRollVAEEncoder
 from chroma_keras.training.kl_annealing import KL_SCHEDULES, kl_annealing_factor
@@ -50,7 +50,7 @@ def notes_from_probabilities(probabilities, decoding="expected_count", threshold
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
-class ConditionalVAE(keras.Model):
+class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
     """Conditional VAE over piano rolls, conditioned per chromatic axis and on rebracketing.
 
     Encoder ``q(z | roll, c)`` and decoder ``p(roll | z, c)`` share one
@@ -297,20 +297,6 @@ class ConditionalVAE(keras.Model):
         arrays = {k: ops.convert_to_tensor(v) for k, v in arrays.items()}
         return arrays, self.condition_vector(arrays)
 
-    def _check_rolls(self, piano_rolls):
-        rolls = np.asarray(piano_rolls, dtype=np.float32)
-        if rolls.ndim == 2:
-            rolls = rolls[None]
-        expected = (self.num_pitches, self.num_frames)
-        if rolls.ndim != 3 or rolls.shape[1:] != expected:
-            raise ModelInputError(
-                f"piano_rolls must have shape [batch, {expected[0]}, {expected[1]}] (pitches, frames). "
-                f"Received: shape={np.shape(piano_rolls)}"
-            )
-        if not np.all(np.isfinite(rolls)) or rolls.min() < 0 or rolls.max() > 1:
-            raise ModelInputError("piano_rolls must hold finite velocities in [0, 1].")
-        return rolls
-
     def encode(self, piano_rolls, condition=None, rebracketing=None):
         """Posterior mean and log-variance of piano rolls under a condition.
 
@@ -415,23 +401,6 @@ class ConditionalVAE(keras.Model):
         """Encode then decode (from the posterior mean) under the same condition."""
         mean, _ = self.encode(piano_rolls, condition, rebracketing)
         return self.decode(mean, condition, rebracketing, threshold=threshold, decoding=decoding)
-
-    def to_midi(self, piano_rolls, directory, prefix="sample", program=0):
-        """Write piano rolls as ``<directory>/<prefix>_<i>.mid`` files; returns their paths."""
-        from chroma_keras.preprocessing.pianoroll import PianoRollSpec, write_midi
-
-        spec = PianoRollSpec(self.lowest_pitch, self.num_pitches, self.frames_per_second, self.num_frames)
-        directory = pathlib.Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        rolls = self._check_rolls(piano_rolls)
-        return [write_midi(roll, directory / f"{prefix}_{i:03d}.mid", spec, program=program) for i, roll in enumerate(rolls)]
-
-    # Segments without MIDI carry nothing to reconstruct: datasets skip them.
-    required_modalities = ("midi",)
-
-    def colour_names(self):
-        """The colours this model can be conditioned on by name."""
-        return list(modes.COLOUR_NAMES)
 
     # --- config ------------------------------------------------------------------------------
 

@@ -116,7 +116,9 @@ def test_defaults_filled_from_name_only(tmp_path):
 
 def test_conditional_and_optional_sections(tmp_path):
     config = load_preset_config(minimal(tmp_path, "model: {generative: {type: diffusion}}\n"))
-    assert config["model"]["diffusion"] == {"num_steps": 1000, "noise_schedule": "linear", "prediction_type": "epsilon"}
+    diffusion = config["model"]["diffusion"]
+    assert {"num_steps": 1000, "noise_schedule": "linear", "prediction_type": "epsilon", "denoiser": "unet"}.items() <= diffusion.items()
+    assert diffusion["channels"] == [32, 64, 128] and diffusion["unconditional_probability"] == 0.1
     assert "vae" not in config["model"]
     config = load_preset_config(
         minimal(tmp_path, "model: {fusion: {}}\npreprocessing: {audio: {augmentations: {noise_snr_db: 20}}}\n")

@@ -83,8 +83,8 @@ def test_explicit_weights_argument(tmp_path):
 def test_unknown_preset_and_unimplemented_model_type(tmp_path):
     with pytest.raises(PresetError, match="cvae_chromatc.*cvae_chromatic"):
         ck.from_preset("cvae_chromatc")
-    preset = tmp_path / "diffusion.yaml"
-    preset.write_text("name: d\nextends: cvae_chromatic\nmodel:\n  generative:\n    type: diffusion\n")
+    preset = tmp_path / "autoregressive.yaml"
+    preset.write_text("name: d\nextends: cvae_chromatic\nmodel:\n  generative:\n    type: autoregressive\n")
     with pytest.raises(PresetError, match="model.generative.type: no model in this version"):
         ck.from_preset(preset)
 

@@ -61,9 +61,10 @@ def _cmd_train(args) -> int:
     model = zoo.from_preset(args.preset, **overrides)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(config.dump_config(model.preset_config))
     print(f"training {args.preset} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}", flush=True)
     history, _ = train_on_corpus(
-        model, args.corpus, epochs=args.epochs, verbose=2, callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"))]
+        model, args.data, epochs=args.epochs, verbose=2, callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"))]
     )
     model_dir = zoo.save_to_preset(model, out / "model")
     last = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
@@ -73,10 +74,10 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate_generation(args) -> int:
     from chroma_keras import zoo
-    from chroma_keras.generation.recognition import DEFAULT_COLOURS, colour_recognition, reference_recognition
+    from chroma_keras.evaluation.chromatic_consistency import DEFAULT_COLOURS, colour_recognition, reference_recognition
 
-    generator = zoo.from_preset(args.generator)
-    scorer = zoo.from_preset(args.scorer)
+    generator = zoo.from_preset(_model_path(args.generator))
+    scorer = zoo.from_preset(_model_path(args.scorer))
     generate_kwargs = {
         key: value
         for key, value in (("num_steps", args.num_steps), ("scheduler", args.scheduler), ("guidance_scale", args.guidance_scale))
@@ -87,12 +88,36 @@ def _cmd_evaluate_generation(args) -> int:
         generator, scorer, colours=colours, samples_per_colour=args.samples_per_colour, seed=args.seed, **generate_kwargs
     )
     text = report.to_markdown()
-    if args.corpus:
-        reference = reference_recognition(scorer, args.corpus, split=args.split, colours=colours)
-        text += f"\n\nThe same scorer on real segments ({args.split} split of {args.corpus}):\n\n" + reference.to_markdown()
+    if args.data:
+        reference = reference_recognition(scorer, args.data, split=args.split, colours=colours)
+        text += f"\n\nThe same scorer on real segments ({args.split} split of {args.data}):\n\n" + reference.to_markdown()
     print(text)
     if args.out:
         pathlib.Path(args.out).write_text(text + "\n")
+    return 0
+
+
+def _model_path(path: str) -> str:
+    """A run directory (``train --out``) holds its model in ``model/``; anything else is a preset."""
+    run_model = pathlib.Path(path) / "model"
+    return str(run_model) if run_model.is_dir() else path
+
+
+def _cmd_generate(args) -> int:
+    from chroma_keras import config, zoo
+    from chroma_keras.errors import ModelInputError
+    from chroma_keras.generation.sample_files import write_samples
+
+    if (args.colour is None) == (args.modes is None):
+        raise ModelInputError("generate: give exactly one of --colour (e.g. Green) or --modes (e.g. future,place,forgotten).")
+    overrides = _flatten(config.parse_overrides(args.set)) if args.set else {}
+    model = zoo.from_preset(_model_path(args.model), **overrides)
+    if not hasattr(model, "generate"):
+        raise ModelInputError(f"generate: {args.model} is a {type(model).__name__}, not a generator.")
+    condition = args.colour if args.colour is not None else args.modes
+    audio = None if args.audio == "none" else args.audio
+    index = write_samples(model, condition, args.out, num_samples=args.num_samples, seed=args.seed, audio=audio)
+    print(f"wrote {args.num_samples} samples for {condition} to {index.parent} (index: {index})")
     return 0
 
 
@@ -144,25 +169,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a preset on a segment parquet (or the demo corpus) and save it as a preset directory")
     p.add_argument("preset", help="built-in name, YAML file or preset directory")
-    p.add_argument("--corpus", required=True, help="segment parquet, folder, or 'demo'")
-    p.add_argument("--out", required=True, help="output directory (model/ and history.csv)")
+    p.add_argument("--data", required=True, help="segment parquet, folder, or 'demo'")
+    p.add_argument("--out", required=True, help="run directory: config.yaml (the resolved preset), history.csv, model/")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's training.epochs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("generate", help="generate segments for a colour or per-axis modes: MIDI, images, audio, index")
+    p.add_argument("model", help="a run directory (train --out), a preset directory or a built-in preset")
+    p.add_argument("--colour", default=None, help="target colour, e.g. Green or G")
+    p.add_argument("--modes", default=None, help="per-axis modes, e.g. future,place,forgotten")
+    p.add_argument("--num-samples", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--audio", choices=AUDIO_CHOICES, default="auto", help="render .wav files (default: auto)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. generation.sampling.num_steps=20")
+    p.set_defaults(func=_cmd_generate)
+
     p = sub.add_parser(
         "evaluate-generation", help="how often a scorer recognises generated segments as the colour they were asked for"
     )
-    p.add_argument("generator", help="a trained piano-roll generator (preset directory)")
-    p.add_argument("--scorer", required=True, help="a trained scorer with a piano-roll MIDI encoder (preset directory)")
+    p.add_argument("generator", help="a trained piano-roll generator (run or preset directory)")
+    p.add_argument("--scorer", required=True, help="a trained scorer with a piano-roll MIDI encoder (run or preset directory)")
     p.add_argument("--samples-per-colour", type=int, default=16)
-    p.add_argument("--colours", default=None, help="comma-separated colour names (default: the eight with modes)")
+    p.add_argument("--colours", default=None, help="comma-separated colour names (default: the eight with training data, all but White)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-steps", type=int, default=None, help="diffusion sampler steps (default: the preset's)")
     p.add_argument("--scheduler", choices=("ddim", "ddpm"), default=None, help="diffusion sampler (default: the preset's)")
     p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
-    p.add_argument("--corpus", default=None, help="also score the real segments of this corpus, for reference")
-    p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --corpus scored")
+    p.add_argument("--data", default=None, help="also score the real segments of this parquet, folder or 'demo', for reference")
+    p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --data scored")
     p.add_argument("--out", default=None, help="also write the markdown tables here")
     p.set_defaults(func=_cmd_evaluate_generation)
     return parser

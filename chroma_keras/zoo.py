@@ -118,19 +118,6 @@ def from_preset(name_or_path, load_weights: bool = True, weights=None, **overrid
     return model
 
 
-def _plain(value):
-    """A copy of nested mappings and sequences as plain dicts and lists.
-
-    Keras wraps containers assigned to a layer's attributes in tracking objects
-    that refer back to the layer; copying those would copy the model.
-    """
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
 def save_to_preset(model, directory) -> pathlib.Path:
     """Save a model as a preset directory that :func:`from_preset` loads back.
 
@@ -147,7 +134,7 @@ def save_to_preset(model, directory) -> pathlib.Path:
     base = getattr(model, "preset_config", None)
     if base is None:
         base = preset_config.load_preset_config("cvae_chromatic")
-    base = _plain(base)
+    base = preset_config.plain_copy(base)
     config = preset_config.apply_overrides(base, model.preset_overrides(), source="save_to_preset")
     config = preset_config.validate_config(config, source=str(directory / preset_config.PRESET_FILENAME))
     (directory / preset_config.PRESET_FILENAME).write_text(preset_config.dump_config(config))

@@ -44,18 +44,20 @@ def _sets(pairs):
 def test_train_then_evaluate_generation(tmp_path, capsys):
     corpus = tmp_path / "c.parquet"
     assert main(["demo-corpus", "--out", str(corpus), "--songs-per-colour", "3", "--segments-per-song", "2"]) == 0
-    assert main(["train", "diffusion_pianoroll_chromatic", "--corpus", str(corpus), "--out", str(tmp_path / "gen"), "--epochs", "2", *_sets(TINY_DIFFUSION)]) == 0
-    assert main(["train", "scorer_midi_only", "--corpus", str(corpus), "--out", str(tmp_path / "sc"), "--epochs", "1", *_sets(TINY_SCORER)]) == 0
+    assert main(["train", "diffusion_pianoroll_chromatic", "--data", str(corpus), "--out", str(tmp_path / "gen"), "--epochs", "2", *_sets(TINY_DIFFUSION)]) == 0
+    assert main(["train", "scorer_midi_only", "--data", str(corpus), "--out", str(tmp_path / "sc"), "--epochs", "1", *_sets(TINY_SCORER)]) == 0
     assert (tmp_path / "gen" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+    resolved = yaml.safe_load((tmp_path / "gen" / "config.yaml").read_text())
+    assert resolved["model"]["diffusion"]["channels"] == [4, 8] and resolved["name"] == "diffusion_pianoroll_chromatic"
     capsys.readouterr()
     report = tmp_path / "recognition.md"
     args = ["evaluate-generation", str(tmp_path / "gen" / "model"), "--scorer", str(tmp_path / "sc" / "model")]
-    options = ["--samples-per-colour", "2", "--num-steps", "3", "--scheduler", "ddpm", "--corpus", str(corpus), "--split", "all"]
+    options = ["--samples-per-colour", "2", "--num-steps", "3", "--scheduler", "ddpm", "--data", str(corpus), "--split", "all"]
     assert main([*args, *options, "--out", str(report)]) == 0
     text = report.read_text()
     assert text == capsys.readouterr().out
     generated, real = text.split("The same scorer on real segments")
-    assert "16 segments, num_steps=3, scheduler=ddpm" in generated and "chance 12.5%" in generated
+    assert "16 segments, num_steps=3, scheduler=ddpm" in generated and "chance 12.5%" in generated and "95% bootstrap CI" in generated
     assert sum(line.startswith("| ") and "%" in line for line in generated.splitlines()) == 8
     # The reference scores every real segment of the eight colours once (3 songs x 2 segments each, some without MIDI).
     counted = [int(line.split("|")[2]) for line in real.splitlines() if line.startswith("| ") and "%" in line]
@@ -63,3 +65,31 @@ def test_train_then_evaluate_generation(tmp_path, capsys):
     # The generator is no scorer: a clear error, exit status 2.
     assert main(["evaluate-generation", str(tmp_path / "sc" / "model"), "--scorer", str(tmp_path / "gen" / "model")]) == 2
     assert "piano-roll MIDI encoder" in capsys.readouterr().err
+
+
+def test_generate_writes_midi_images_audio_and_an_index(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    out = tmp_path / "green"
+    tiny = ["--set", "model.vae.encoder_filters=[4]", "--set", "model.vae.hidden_dim=8", "--set", "model.vae.latent_dim=2"]
+    assert main(["generate", "cvae_chromatic", "--colour", "Green", "--num-samples", "2", "--seed", "5", "--out", str(out), "--audio", "additive", *tiny]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert [s["midi"] for s in index["samples"]] == ["sample_000.mid", "sample_001.mid"]
+    assert all(s["seed"] == 5 and s["condition"] == "Green" for s in index["samples"])
+    assert index["settings"]["decoding"] == "expected_count"
+    with Image.open(out / "sample_000.png") as image:
+        assert image.size == (128 * 4, 64 * 4)  # frames x pitches, 4 px per cell
+    import soundfile
+
+    assert soundfile.info(out / "sample_001.wav").samplerate == 22050
+    assert (out / "index.csv").read_text().splitlines()[0].startswith("index,midi,image,audio,seed")
+    # Per-axis modes, no audio.
+    assert main(["generate", "cvae_chromatic", "--modes", "future,place,forgotten", "--out", str(tmp_path / "m"), "--audio", "none", *tiny]) == 0
+    assert not list((tmp_path / "m").glob("*.wav")) and len(list((tmp_path / "m").glob("*.mid"))) == 4
+    capsys.readouterr()
+    assert main(["generate", "cvae_chromatic", "--colour", "Green", "--modes", "past", "--out", str(tmp_path / "x")]) == 2
+    assert "exactly one of --colour" in capsys.readouterr().err
+    assert main(["generate", "scorer_midi_only", "--colour", "Green", "--out", str(tmp_path / "x")]) == 2
+    assert "not a generator" in capsys.readouterr().err

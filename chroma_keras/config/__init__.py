@@ -18,6 +18,7 @@ from chroma_keras.config.loader import (
     list_builtin_presets,
     load_preset_config,
     parse_overrides,
+    plain_copy,
     resolve_preset_path,
     validate_config,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "list_builtin_presets",
     "load_preset_config",
     "parse_overrides",
+    "plain_copy",
     "resolve_preset_path",
     "validate_config",
 ]

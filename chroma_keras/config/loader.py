@@ -803,9 +803,24 @@ def load_preset_config(name_or_path, overrides=None) -> dict:
     return validate_config(config, str(path), origins=origins)
 
 
+def plain_copy(value):
+    """A copy of nested mappings and sequences as plain dicts and lists.
+
+    Keras wraps containers assigned to a layer's attributes (a model's
+    ``preset_config``) in tracking objects that YAML cannot write and that refer
+    back to the layer.
+    """
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        return {key: plain_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_copy(item) for item in value]
+    return value
+
+
 def dump_config(config: Mapping) -> str:
     """``config`` as readable YAML (key order kept, lists of scalars inline) that loads back equal."""
-    plain = yaml.dump(dict(config), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
+    config = plain_copy(config)
+    plain = yaml.dump(config, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
     # A blank line before each top-level section, when that provably changes nothing.
     sections = {f"{k}:" for k, v in config.items() if isinstance(k, str) and isinstance(v, Mapping) and v}
     lines = plain.splitlines()

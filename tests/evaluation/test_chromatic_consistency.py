@@ -6,7 +6,12 @@ import pytest
 from chroma_keras import modes
 from chroma_keras.data import keys
 from chroma_keras.errors import LabelError, ModelInputError
-from chroma_keras.generation.recognition import DEFAULT_COLOURS, colour_recognition, fit_rolls_to_spec
+from chroma_keras.evaluation.chromatic_consistency import (
+    DEFAULT_COLOURS,
+    chromatic_consistency,
+    colour_recognition,
+    fit_rolls_to_spec,
+)
 from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
 
@@ -65,14 +70,14 @@ def test_fit_rolls_to_spec_pads_and_crops_pitch_rows():
 
 
 def test_confusion_and_rates_count_what_the_scorer_names():
-    generator = _RegisterGenerator(wrong={"Blue", "White"})
+    generator = _RegisterGenerator(wrong={"Blue", "Black"})
     report = colour_recognition(generator, _RowScorer(SCORER_GRID), samples_per_colour=4, seed=10, num_steps=7)
-    assert report.colours == DEFAULT_COLOURS and "Black" not in report.colours
-    assert report.rates["Blue"] == 0.75 and report.rates["White"] == 0.75 and report.rates["Green"] == 1.0
+    assert report.colours == DEFAULT_COLOURS and "White" not in report.colours
+    assert report.rates["Blue"] == 0.75 and report.rates["Black"] == 0.75 and report.rates["Green"] == 1.0
     red = DEFAULT_COLOURS.index("Red")
     assert report.confusion[DEFAULT_COLOURS.index("Blue"), red] == 1
     assert report.confusion.sum() == 4 * len(DEFAULT_COLOURS) and set(report.counts.values()) == {4}
-    # Mode 0 is right for the colours whose mode on that axis is mode 0; White names no mode and is left out.
+    # Mode 0 is right for the colours whose mode on that axis is mode 0; Black names no mode and is left out.
     for axis in modes.AXES:
         named = [c for c in DEFAULT_COLOURS if modes.resolve_condition(c).ids()[modes.AXES.index(axis)]]
         right = [c for c in named if 0 in modes.resolve_condition(c).ids()[modes.AXES.index(axis)]]
@@ -93,3 +98,21 @@ def test_bad_inputs_raise_clear_errors():
         colour_recognition(generator, _RowScorer(SCORER_GRID), colours=["Red", "Mauve"])
     with pytest.raises(ModelInputError, match="time axis"):
         colour_recognition(generator, _RowScorer({**SCORER_GRID, "num_frames": 16}))
+
+
+def test_chromatic_consistency_of_given_segments():
+    generator = _RegisterGenerator()
+    scorer = _RowScorer(SCORER_GRID)
+    spec = PianoRollSpec(40, 16, 4.0, 8)
+    rolls = np.concatenate([generator.generate("Red", 3, 0), generator.generate("Blue", 2, 0)])
+    targets = ["Red", "R", "Red", "Blue", "Violet"]  # the last is made for Violet but sounds Blue
+    report = chromatic_consistency(rolls, targets, scorer, sample_spec=spec, colours=["Red", "Blue", "Violet"])
+    assert report.counts == {"Red": 3, "Blue": 1, "Violet": 1}
+    assert report.rates == {"Red": 1.0, "Blue": 1.0, "Violet": 0.0}
+    assert report.confusion[2, 1] == 1 and report.rate == pytest.approx(4 / 5)
+    estimate = report.rate_interval()
+    assert estimate.low <= 0.8 <= estimate.high and "95% bootstrap CI" in report.to_markdown()
+    with pytest.raises(ModelInputError, match="not among the colours"):
+        chromatic_consistency(rolls, targets, scorer, sample_spec=spec, colours=["Red", "Blue"])
+    with pytest.raises(ModelInputError, match="and 5 targets"):
+        chromatic_consistency(rolls[:4], targets, scorer, sample_spec=spec)

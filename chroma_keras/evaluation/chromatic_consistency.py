@@ -1,10 +1,15 @@
-"""Colour recognition of generated segments: does a sample conditioned on Red sound Red to a scorer?
+"""Chromatic consistency: does a segment generated for Red sound Red to a scorer?
 
-The measure behind the generators' model cards: generate ``samples_per_colour``
-piano rolls for each colour, let a chromatic :class:`~chroma_keras.models.Scorer`
-with a piano-roll MIDI encoder (e.g. ``scorer_midi_only``) name the colour of
-each, and count how often it names the one asked for. Chance is one over the
-number of colours evaluated.
+The measure behind the generators' model cards. A chromatic
+:class:`~chroma_keras.models.Scorer` with a piano-roll MIDI encoder (e.g.
+``scorer_midi_only``, trained on other songs) names the colour and the per-axis
+modes of each segment, and the report counts how often it names the target:
+
+* :func:`chromatic_consistency` — segments you already have, with their targets;
+* :func:`colour_recognition` — generates ``samples_per_colour`` segments per colour first;
+* :func:`reference_recognition` — the same on real held-out segments, the ceiling to read the others against.
+
+Chance is one over the number of colours evaluated.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from chroma_keras.data import keys
 from chroma_keras.errors import ModelInputError
 from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
-# The colours a recognition run asks for by default: the eight with chromatic modes
-# or data in the corpus (Black has no modes and no segments of its own).
-DEFAULT_COLOURS = tuple(c.name for c in modes.COLOURS if c.name != "Black")
+# The colours a recognition run asks for by default: the eight with training data
+# (White, the album being generated, has none; Black names no mode but has songs).
+DEFAULT_COLOURS = tuple(c.name for c in modes.COLOURS if c.has_training_data)
 
 
 @dataclass
@@ -50,6 +55,15 @@ class RecognitionReport:
         """Recognition rate over all segments."""
         return float(np.trace(self.confusion) / max(1, sum(self.counts.values())))
 
+    def rate_interval(self, confidence: float = 0.95, seed: int = 0):
+        """The overall rate with a bootstrap confidence interval over segments (an :class:`Estimate`)."""
+        from chroma_keras.evaluation.intervals import bootstrap_interval
+
+        total = sum(self.counts.values())
+        hits = np.zeros(total)
+        hits[: int(np.trace(self.confusion))] = 1.0
+        return bootstrap_interval(hits, confidence=confidence, seed=seed)
+
     @property
     def chance(self) -> float:
         """The rate of a scorer that names one of the colours at random."""
@@ -65,7 +79,11 @@ class RecognitionReport:
             "|---|---|---|",
         ]
         lines += [f"| {colour} | {self.counts[colour]} | {self.rates[colour]:.1%} |" for colour in self.colours]
-        lines += ["", f"Overall {self.rate:.1%} (chance {self.chance:.1%})."]
+        overall = f"Overall {self.rate:.1%}"
+        if sum(self.counts.values()) >= 2:
+            estimate = self.rate_interval()
+            overall += f" (95% bootstrap CI {estimate.low:.1%}–{estimate.high:.1%})"
+        lines += ["", f"{overall}; chance {self.chance:.1%}."]
         if self.axis_rates:
             lines.append("Likeliest mode is the colour's: " + ", ".join(f"{a} {r:.1%}" for a, r in self.axis_rates.items()) + ".")
         return "\n".join(lines)
@@ -151,6 +169,51 @@ def _colour_names(colours) -> tuple:
     return names
 
 
+def chromatic_consistency(samples, targets, scorer, sample_spec=None, colours=DEFAULT_COLOURS) -> RecognitionReport:
+    """How often a scorer names each segment's target colour (and its target mode on each axis).
+
+    Args:
+        samples: piano rolls ``[n, pitches, frames]`` (velocities, 0 = silent).
+        targets: ``n`` colour names (or letters), the colour each segment was made for.
+        scorer: a scorer with a piano-roll MIDI encoder.
+        sample_spec: the :class:`~chroma_keras.preprocessing.pianoroll.PianoRollSpec` of
+            ``samples`` when it differs from the scorer's (pitch rows are then padded or
+            cropped; the time axes must agree).
+        colours: the colours of the confusion matrix; every target must be one of them.
+
+    Returns:
+        a :class:`RecognitionReport`.
+
+    Raises:
+        ModelInputError: a scorer without a piano-roll encoder, a count mismatch between
+            samples and targets, a target outside ``colours`` or mismatched time axes.
+        LabelError: an unknown colour name.
+    """
+    check_scorer_reads_piano_rolls(scorer)
+    colours = _colour_names(colours)
+    samples = np.asarray(samples, np.float32)
+    targets = [modes.parse_colour(t).name for t in targets]
+    if samples.ndim != 3 or len(samples) != len(targets):
+        raise ModelInputError(
+            f"chromatic_consistency needs samples [n, pitches, frames] and n targets. "
+            f"Received samples of shape {samples.shape} and {len(targets)} targets."
+        )
+    outside = sorted(set(targets) - set(colours))
+    if outside:
+        raise ModelInputError(f"chromatic_consistency: targets {outside} are not among the colours evaluated {list(colours)}.")
+    target_spec = PianoRollSpec.from_config(scorer.preset_config or {})
+    if sample_spec is not None:
+        samples = fit_rolls_to_spec(samples, sample_spec, target_spec)
+    scores = scorer.score({keys.PIANO_ROLL: samples})
+    tally = _Tally(colours)
+    targets = np.asarray(targets)
+    for colour in colours:
+        rows = targets == colour
+        if rows.any():
+            tally.add(colour, {k: v[rows] for k, v in scores.items()})
+    return tally.report({})
+
+
 def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_colour: int = 16, seed: int = 0, **generate_kwargs):
     """Generate for each colour and count how often the scorer names the colour asked for.
 
@@ -221,6 +284,7 @@ __all__ = [
     "DEFAULT_COLOURS",
     "RecognitionReport",
     "check_scorer_reads_piano_rolls",
+    "chromatic_consistency",
     "colour_recognition",
     "fit_rolls_to_spec",
     "reference_recognition",

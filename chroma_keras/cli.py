@@ -6,6 +6,8 @@ import argparse
 import pathlib
 import sys
 
+import numpy as np
+
 from chroma_keras.errors import ChromaKerasError
 
 
@@ -51,21 +53,52 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+RUN_FILE = "run.json"  # what a run directory needs to resume: data source and epochs
+
+
 def _cmd_train(args) -> int:
+    import json
+
     import keras
 
     from chroma_keras import config, zoo
     from chroma_keras.demo import train_on_corpus
+    from chroma_keras.errors import ModelInputError
 
-    overrides = _flatten(config.parse_overrides(args.set)) if args.set else {}
-    model = zoo.from_preset(args.preset, **overrides)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(config.dump_config(model.preset_config))
-    print(f"training {args.preset} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}", flush=True)
-    history, _ = train_on_corpus(
-        model, args.data, epochs=args.epochs, verbose=2, callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"))]
+    if (args.preset is None) == (args.resume is None):
+        raise ModelInputError("train: give a preset to start a run, or --resume RUN_DIR to continue one (not both).")
+    if args.resume is not None:
+        out = pathlib.Path(args.resume)
+        if not (out / RUN_FILE).is_file():
+            raise ModelInputError(f"train --resume {out}: not a run directory (no {RUN_FILE}); start it with train PRESET --out {out}.")
+        run = json.loads((out / RUN_FILE).read_text())
+        if (out / "model").is_dir() and not (out / "backup").exists():
+            raise ModelInputError(f"train --resume {out}: this run already finished; its model is in {out / 'model'}.")
+        preset, data, epochs = str(out / "config.yaml"), args.data or run["data"], args.epochs or run["epochs"]
+        model = zoo.from_preset(preset)
+    else:
+        if args.out is None or args.data is None:
+            raise ModelInputError("train: a new run needs --data and --out.")
+        out = pathlib.Path(args.out)
+        if (out / "backup").exists():
+            raise ModelInputError(f"train: {out} holds an interrupted run; continue it with --resume {out}, or choose another --out.")
+        overrides = _flatten(config.parse_overrides(args.set)) if args.set else {}
+        model = zoo.from_preset(args.preset, **overrides)
+        data, epochs = args.data, args.epochs or model.preset_config["training"]["epochs"]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(config.dump_config(model.preset_config))
+        (out / RUN_FILE).write_text(json.dumps({"preset": args.preset, "data": str(data), "epochs": epochs}, indent=2) + "\n")
+    print(
+        f"training {model.preset_config['name']} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}",
+        flush=True,
     )
+    callbacks = [
+        # BackupAndRestore saves weights, optimizer state and the epoch after every epoch and restores them
+        # when the same run starts again; it deletes its backup when training ends.
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=args.resume is not None),
+    ]
+    history, _ = train_on_corpus(model, data, epochs=epochs, verbose=2, callbacks=callbacks)
     model_dir = zoo.save_to_preset(model, out / "model")
     last = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
     print(f"saved {model_dir}; last epoch: {last}")
@@ -121,6 +154,32 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_score(args) -> int:
+    from chroma_keras import modes, zoo
+    from chroma_keras.errors import ModelInputError
+    from chroma_keras.scoring import chromatic_match
+
+    scorer = zoo.from_preset(_model_path(args.scorer))
+    if not hasattr(scorer, "score"):
+        raise ModelInputError(f"score: {args.scorer} is a {type(scorer).__name__}, not a scorer.")
+    missing = [f for f in args.files if not pathlib.Path(f).is_file()]
+    if missing:
+        raise ModelInputError(f"score: no such file: {', '.join(missing)}")
+    prediction = scorer.score([pathlib.Path(f) for f in args.files])
+    # Black and White name no mode, so no chromatic match can be computed for them.
+    colours = [c for c in modes.COLOURS if any(modes.resolve_condition(c.name).ids())]
+    matches = {c.name: chromatic_match(prediction, c.name) for c in colours}
+    header = ["file", "likeliest colour", *[c.letter for c in colours]]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for i, path in enumerate(args.files):
+        likeliest = modes.COLOUR_NAMES[int(np.argmax(prediction["colour"][i]))]
+        cells = [f"{matches[c.name][i]:.2f}" for c in colours]
+        print(f"| {path} | {likeliest} ({prediction['colour'][i].max():.0%}) | " + " | ".join(cells) + " |")
+    print("\nColumns: chromatic match per colour (" + ", ".join(f"{c.letter} {c.name}" for c in colours) + "), higher is better.")
+    return 0
+
+
 def _flatten(tree, prefix=""):
     flat = {}
     for key, value in tree.items():
@@ -168,9 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("train", help="train a preset on a segment parquet (or the demo corpus) and save it as a preset directory")
-    p.add_argument("preset", help="built-in name, YAML file or preset directory")
-    p.add_argument("--data", required=True, help="segment parquet, folder, or 'demo'")
-    p.add_argument("--out", required=True, help="run directory: config.yaml (the resolved preset), history.csv, model/")
+    p.add_argument("preset", nargs="?", default=None, help="built-in name, YAML file or preset directory")
+    p.add_argument("--data", default=None, help="segment parquet, folder, or 'demo'")
+    p.add_argument("--out", default=None, help="run directory: config.yaml (the resolved preset), run.json, history.csv, model/")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last finished epoch")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's training.epochs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
     p.set_defaults(func=_cmd_train)
@@ -185,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", choices=AUDIO_CHOICES, default="auto", help="render .wav files (default: auto)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. generation.sampling.num_steps=20")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("score", help="rate MIDI files for every colour with a trained scorer")
+    p.add_argument("scorer", help="a run directory, a preset directory or a built-in scorer preset")
+    p.add_argument("files", nargs="+", help="MIDI files")
+    p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser(
         "evaluate-generation", help="how often a scorer recognises generated segments as the colour they were asked for"

@@ -35,7 +35,8 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
 
     The data goes through :class:`~chroma_keras.data.multimodal_dataset.MultimodalDataset`,
     the same reader as the user's media parquet: split by song (or segment) as
-    ``training.split`` says, shuffled and augmented for training only. The preset's
+    ``training.split`` says, shuffled and augmented for training only. A cosine
+    ``training.lr_schedule`` is stretched over the run (:func:`chroma_keras.zoo.compile_for_run`). The preset's
     ``training.early_stopping_patience`` / ``reduce_lr_patience`` add the callbacks of
     :func:`chroma_keras.training.preset_callbacks`.
 
@@ -60,10 +61,12 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
             datasets[split] = None  # too few songs for this split
     from chroma_keras.training.preset_callbacks import preset_callbacks
 
+    epochs = epochs or config["training"]["epochs"]
+    zoo.compile_for_run(model, steps_per_epoch=len(datasets["train"]), epochs=epochs)
     history = model.fit(
         datasets["train"],
         validation_data=datasets["validation"],
-        epochs=epochs or config["training"]["epochs"],
+        epochs=epochs,
         verbose=verbose,
         callbacks=list(callbacks) + preset_callbacks(model, has_validation=datasets["validation"] is not None),
     )

@@ -17,6 +17,8 @@ from chroma_keras import config as preset_config
 from chroma_keras.errors import PresetError
 
 WEIGHTS_FILENAME = "model.weights.h5"
+# A cosine schedule ends at this fraction of the peak learning rate.
+COSINE_FINAL_FRACTION = 0.01
 METADATA_FILENAME = "metadata.json"
 
 
@@ -41,9 +43,44 @@ def _weights_path_for(preset_path: pathlib.Path) -> pathlib.Path:
     return preset_path.with_name(preset_path.stem + ".weights.h5")
 
 
-def build_optimizer(training: dict):
-    """The optimizer a preset's ``training`` section asks for."""
+def build_optimizer(training: dict, total_steps: int | None = None):
+    """The optimizer a preset's ``training`` section asks for.
+
+    Args:
+        training: the resolved ``training`` section.
+        total_steps: optimizer steps of the whole run; needed by ``lr_schedule: cosine``
+            (without it the learning rate stays constant until the run's length is known,
+            see :func:`compile_for_run`).
+
+    Raises:
+        PresetError: ``warmup_steps`` with a constant schedule, a warmup as long as the run, or a
+            cosine schedule together with plateau reduction.
+    """
     name, lr = training["optimizer"], training["learning_rate"]
+    schedule, warmup = training.get("lr_schedule", "constant"), int(training.get("warmup_steps", 0))
+    if warmup and schedule != "cosine":
+        raise PresetError(
+            f"training.warmup_steps: a warmup needs training.lr_schedule: cosine. Received: warmup_steps={warmup}, "
+            f"lr_schedule={schedule!r}"
+        )
+    if schedule == "cosine" and training.get("reduce_lr_patience", 0):
+        raise PresetError(
+            "training.reduce_lr_patience: plateau reduction changes the learning rate a cosine schedule already sets; "
+            "use one of them. Received: lr_schedule='cosine', reduce_lr_patience="
+            f"{training['reduce_lr_patience']}"
+        )
+    if schedule == "cosine" and total_steps is not None:
+        if warmup >= total_steps:
+            raise PresetError(
+                f"training.warmup_steps: {warmup} warmup steps leave nothing of a {total_steps}-step run to decay over."
+            )
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr,
+            decay_steps=total_steps - warmup,
+            alpha=COSINE_FINAL_FRACTION,
+            warmup_target=lr if warmup else None,
+            warmup_steps=warmup,
+        )
     steps = training.get("gradient_accumulation_steps", 1)
     accumulation = {"gradient_accumulation_steps": steps} if steps > 1 else {}
     if name == "adam":
@@ -51,6 +88,19 @@ def build_optimizer(training: dict):
     if name == "adamw":
         return keras.optimizers.AdamW(lr, **accumulation)
     return keras.optimizers.SGD(lr, momentum=0.9, **accumulation)
+
+
+def compile_for_run(model, steps_per_epoch: int, epochs: int) -> None:
+    """Recompile a preset-built model for a run of known length, so ``lr_schedule: cosine`` spans it.
+
+    A no-op for a constant schedule. ``chroma-keras train`` and the demo call it; call it
+    before your own ``fit`` when the preset asks for a cosine schedule.
+    """
+    training = model.preset_config["training"]
+    if training.get("lr_schedule", "constant") == "constant":
+        return
+    steps = max(1, int(steps_per_epoch) * int(epochs) // max(1, training.get("gradient_accumulation_steps", 1)))
+    model.compile(optimizer=build_optimizer(training, total_steps=steps))
 
 
 def build_model(config: dict, source: str = "preset"):

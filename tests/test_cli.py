@@ -93,3 +93,27 @@ def test_generate_writes_midi_images_audio_and_an_index(tmp_path, capsys):
     assert "exactly one of --colour" in capsys.readouterr().err
     assert main(["generate", "scorer_midi_only", "--colour", "Green", "--out", str(tmp_path / "x")]) == 2
     assert "not a generator" in capsys.readouterr().err
+
+
+def test_score_rates_midi_files_for_every_colour(tmp_path, capsys):
+    from chroma_keras.data.demo_corpus import generate_demo_corpus
+
+    table = generate_demo_corpus(songs_per_colour=1, segments_per_song=2, seed=0)
+    paths = []
+    midis = [m for m in table.column("midi_binary").to_pylist() if m is not None]
+    for i, midi in enumerate(midis[:2]):
+        paths.append(tmp_path / f"s{i}.mid")
+        paths[-1].write_bytes(midi)
+    tiny = ["model.midi_encoder.filters=[4,4,4]", "model.midi_encoder.hidden_dim=8"]
+    scorer_dir = tmp_path / "sc"
+    assert main(["train", "scorer_midi_only", "--data", "demo", "--out", str(scorer_dir), "--epochs", "1", *_sets(tiny)]) == 0
+    capsys.readouterr()
+    assert main(["score", str(scorer_dir), *map(str, paths)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(f"| {tmp_path}")]
+    assert len(rows) == 2
+    # Seven colours name modes (all but Black and White); each match lies in [0, 1].
+    cells = [float(x) for x in rows[0].strip("| ").split(" | ")[2:]]
+    assert len(cells) == 7 and all(0 <= x <= 1 for x in cells)
+    assert main(["score", str(scorer_dir), str(tmp_path / "missing.mid")]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -687,6 +687,14 @@ SCHEMA = Section(
                 "gradient_accumulation_steps": IntField(
                     1, 4096, default=1, doc="Micro-batches whose gradients are summed into one update."
                 ),
+                "lr_schedule": ChoiceField(
+                    ["constant", "cosine"],
+                    default="constant",
+                    doc="Learning-rate schedule: constant, or cosine decay to 1% over the run (with optional warmup).",
+                ),
+                "warmup_steps": IntField(
+                    0, 10**9, default=0, doc="Steps of linear warmup from 0 before the cosine decay (cosine only)."
+                ),
                 "early_stopping_patience": IntField(
                     0, 100000, default=0, doc="Epochs without improvement before stopping; 0 disables it."
                 ),

@@ -71,12 +71,12 @@ def _eager_reference(model, condition, num_samples, num_steps, guidance_scale, s
     return np.clip((ops.convert_to_numpy(sample) + 1.0) / 2.0, 0.0, 1.0)
 
 
-@pytest.mark.parametrize("name,small", PRESETS)
-def test_fit_lowers_the_denoising_loss(name, small, corpus):
+@pytest.mark.parametrize("name,small,epochs", [(*PRESETS[0], 6), (*PRESETS[1], 12)])
+def test_fit_lowers_the_denoising_loss(name, small, epochs, corpus):
     model = _model(name, small)
     train = MultimodalDataset(corpus, model, split="all", require=("midi",))
-    losses = model.fit(train, epochs=6, verbose=0).history["diffusion_loss"]
-    # Epsilon-prediction MSE starts near 1 (the zero-initialised output predicts 0).
+    losses = model.fit(train, epochs=epochs, verbose=0).history["diffusion_loss"]
+    # The v-prediction MSE starts near 1 (the zero-initialised output predicts 0; E[v^2] is about 1).
     assert losses[0] > 0.5 and losses[-1] < 0.6 * losses[0], losses
 
 

@@ -423,6 +423,9 @@ SCHEMA = Section(
                             doc="U-Net channels per resolution level; each level below the first halves pitch and time.",
                         ),
                         "num_res_blocks": IntField(1, 8, default=2, doc="U-Net residual blocks per level."),
+                        "position_channels": IntField(
+                            0, 32, default=0, doc="U-Net: sinusoid pairs of each cell's pitch and frame index fed with the sample; 0 = none."
+                        ),
                         "attention": BoolField(default=True, doc="Self-attention at the U-Net's lowest resolution."),
                         "norm_groups": IntField(1, 64, default=8, doc="Group-norm groups in the U-Net (must divide every level's channels)."),
                         "num_heads": IntField(1, 64, default=4, doc="Attention heads (U-Net attention and transformer blocks)."),

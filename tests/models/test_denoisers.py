@@ -245,6 +245,7 @@ def test_other_bad_inputs():
         (UNetDenoiser, {"condition_dim": 4, "channels": (8, 10), "num_heads": 4}, "num_heads"),
         (UNetDenoiser, {"condition_dim": 4, "spatial_dims": 3}, "spatial_dims"),
         (UNetDenoiser, {"condition_dim": 4, "dropout": 1.0}, "dropout"),
+        (UNetDenoiser, {"condition_dim": 4, "position_channels": -1}, "position_channels"),
         (TransformerDenoiser, {"condition_dim": 4, "hidden_dim": 30, "num_heads": 4}, "num_heads"),
         (TransformerDenoiser, {"condition_dim": 4, "hidden_dim": 6, "num_heads": 1}, "hidden_dim"),
         (TransformerDenoiser, {"condition_dim": 4, "patch_size": (4, 0)}, "patch_size"),
@@ -255,3 +256,22 @@ def test_other_bad_inputs():
 def test_bad_constructor_arguments(cls, kwargs, argument):
     with pytest.raises(ModelInputError, match=argument):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 1])
+def test_position_channels_give_the_unet_absolute_coordinates(spatial_dims):
+    model = make("unet", spatial_dims=spatial_dims, position_channels=2)
+    shape = SHAPES[spatial_dims]
+    model(inputs(shape))
+    sizes = shape[1:] if spatial_dims == 2 else shape[1:2]
+    # The sample's channels plus sin and cos at two frequencies per axis.
+    assert model.conv_in.kernel.shape[-2] == (1 if spatial_dims == 2 else shape[-1]) + 2 * 2 * spatial_dims
+    table = to_np(model._coordinates(sizes, 3, "float32"))
+    assert table.shape == (3, *sizes, 4 * spatial_dims)
+    index = np.arange(sizes[0]) / sizes[0]
+    first_axis = table[0, :, 0] if spatial_dims == 2 else table[0]
+    np.testing.assert_allclose(first_axis[:, 0], np.sin(np.pi * index), atol=1e-6)
+    np.testing.assert_allclose(first_axis[:, 1], np.sin(2 * np.pi * index), atol=1e-6)
+    np.testing.assert_allclose(first_axis[:, 2], np.cos(np.pi * index), atol=1e-6)
+    again = UNetDenoiser.from_config(model.get_config())
+    assert again.position_channels == 2

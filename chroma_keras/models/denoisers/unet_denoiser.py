@@ -344,6 +344,7 @@ class UNetDenoiser(Denoiser):
         "num_heads": 4,
         "norm_groups": 8,
         "dropout": 0.0,
+        "position_channels": 0,
     }
     CONFIG_ATTRIBUTES = (
         "condition_dim",
@@ -356,6 +357,7 @@ class UNetDenoiser(Denoiser):
         "dropout",
         "spatial_dims",
         "seed",
+        "position_channels",
     )
 
     def __init__(
@@ -370,11 +372,13 @@ class UNetDenoiser(Denoiser):
         dropout=0.0,
         spatial_dims=2,
         seed=None,
+        position_channels=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         owner = type(self).__name__
         check_common_arguments(owner, condition_dim, spatial_dims, dropout)
+        self.position_channels = check_positive_int(owner, "position_channels", position_channels, low=0)
         channels = tuple(channels) if isinstance(channels, (list, tuple)) else (channels,)
         if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
             raise ModelInputError(f"{owner}: channels must be a non-empty list of integers >= 1. Received: channels={channels!r}")
@@ -451,7 +455,7 @@ class UNetDenoiser(Denoiser):
         self.time_dense_2.build((None, self.embedding_dim))
         self.condition_projection.build((None, self.condition_dim))
         emb_shape = (None, self.embedding_dim)
-        self.conv_in.build(_feature_shape(dims, self.sample_channels))
+        self.conv_in.build(_feature_shape(dims, self.sample_channels + 2 * self.position_channels * dims))
         width, skips = self.channels[0], []
         for level, blocks in enumerate(self.down_blocks):
             for block in blocks:
@@ -493,6 +497,8 @@ class UNetDenoiser(Denoiser):
         x = sample[..., None] if self.spatial_dims == 2 else sample
         emb = self.embed(inputs["timestep"], inputs["condition"], ops.shape(sample)[0])
 
+        if self.position_channels:
+            x = ops.concatenate([x, self._coordinates(tuple(x.shape[1:-1]), ops.shape(x)[0], x.dtype)], axis=-1)
         h = self.conv_in(x)
         skips = []
         for level, blocks in enumerate(self.down_blocks):
@@ -515,6 +521,18 @@ class UNetDenoiser(Denoiser):
                 h = block(h, emb, training=training)
         out = self.conv_out(ops.silu(self.norm_out(h)))
         return out[..., 0] if self.spatial_dims == 2 else out
+
+    def _coordinates(self, sizes, batch, dtype):
+        """Sinusoids of each cell's row and column index ``[batch, *sizes, 2 * position_channels * dims]``.
+
+        Convolutions are translation-equivariant; these channels tell the network where in the
+        pitch range (and where in the window) a cell is, which register-dependent conditions need.
+        """
+        grids = np.meshgrid(*[np.arange(n, dtype=np.float64) / n for n in sizes], indexing="ij")
+        frequencies = np.pi * 2.0 ** np.arange(self.position_channels)
+        features = [f(grid[..., None] * frequencies) for grid in grids for f in (np.sin, np.cos)]
+        table = ops.convert_to_tensor(np.concatenate(features, axis=-1).astype(np.float32), dtype)
+        return ops.broadcast_to(table[None], (batch, *table.shape))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape["sample"])

@@ -44,12 +44,10 @@ def _cmd_demo_corpus(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from chroma_keras import config
     from chroma_keras.demo import run_demo
 
-    overrides = config.parse_overrides(args.set) if args.set else {}
     audio = None if args.audio == "none" else args.audio
-    run_demo(args.out, preset=args.preset, epochs=args.epochs, seed=args.seed, audio=audio, **_flatten(overrides))
+    run_demo(args.out, preset=args.preset, epochs=args.epochs, seed=args.seed, audio=audio, **_overrides(args))
     return 0
 
 
@@ -82,7 +80,7 @@ def _cmd_train(args) -> int:
         out = pathlib.Path(args.out)
         if (out / "backup").exists():
             raise ModelInputError(f"train: {out} holds an interrupted run; continue it with --resume {out}, or choose another --out.")
-        overrides = _flatten(config.parse_overrides(args.set)) if args.set else {}
+        overrides = _overrides(args)
         model = zoo.from_preset(args.preset, **overrides)
         data, epochs = args.data, args.epochs or model.preset_config["training"]["epochs"]
         out.mkdir(parents=True, exist_ok=True)
@@ -137,13 +135,13 @@ def _model_path(path: str) -> str:
 
 
 def _cmd_generate(args) -> int:
-    from chroma_keras import config, zoo
+    from chroma_keras import zoo
     from chroma_keras.errors import ModelInputError
     from chroma_keras.generation.sample_files import write_samples
 
     if (args.colour is None) == (args.modes is None):
         raise ModelInputError("generate: give exactly one of --colour (e.g. Green) or --modes (e.g. future,place,forgotten).")
-    overrides = _flatten(config.parse_overrides(args.set)) if args.set else {}
+    overrides = _overrides(args)
     model = zoo.from_preset(_model_path(args.model), **overrides)
     if not hasattr(model, "generate"):
         raise ModelInputError(f"generate: {args.model} is a {type(model).__name__}, not a generator.")
@@ -178,6 +176,13 @@ def _cmd_score(args) -> int:
         print(f"| {path} | {likeliest} ({prediction['colour'][i].max():.0%}) | " + " | ".join(cells) + " |")
     print("\nColumns: chromatic match per colour (" + ", ".join(f"{c.letter} {c.name}" for c in colours) + "), higher is better.")
     return 0
+
+
+def _overrides(args) -> dict:
+    """The ``--set KEY=VALUE`` options as ``from_preset`` keyword arguments (dotted keys)."""
+    from chroma_keras import config
+
+    return _flatten(config.parse_overrides(args.set)) if args.set else {}
 
 
 def _flatten(tree, prefix=""):

@@ -89,10 +89,6 @@ class RecognitionReport:
         return "\n".join(lines)
 
 
-def _roll_spec(model) -> PianoRollSpec:
-    return PianoRollSpec(int(model.lowest_pitch), int(model.num_pitches), float(model.frames_per_second), int(model.num_frames))
-
-
 def fit_rolls_to_spec(rolls: np.ndarray, source: PianoRollSpec, target: PianoRollSpec) -> np.ndarray:
     """Re-place piano rolls on another grid with the same time axis: pitch rows are padded or cropped.
 
@@ -219,7 +215,7 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
 
     Args:
         generator: a piano-roll generator with ``generate(condition, num_samples, seed, ...)``
-            (``PianoRollDiffusion``, ``ConditionalVAE``).
+            and ``roll_spec()`` (``PianoRollDiffusion``, ``ConditionalVAE``).
         scorer: a :class:`~chroma_keras.models.Scorer` with a piano-roll MIDI encoder; its
             grid must share the generator's time axis (pitch rows are padded or cropped).
         colours: colour names to ask for.
@@ -240,7 +236,7 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
     if int(samples_per_colour) < 1:
         raise ModelInputError(f"samples_per_colour must be >= 1. Received: samples_per_colour={samples_per_colour!r}")
     colours = _colour_names(colours)
-    source, target = _roll_spec(generator), PianoRollSpec.from_config(scorer.preset_config or {})
+    source, target = generator.roll_spec(), PianoRollSpec.from_config(scorer.preset_config or {})
     tally = _Tally(colours)
     for i, colour in enumerate(colours):
         rolls = generator.generate(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)

@@ -224,20 +224,15 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
 
     def _apply_classifier(self, output, sample, timestep, guidance_fn, scale):
         """Move the predicted clean roll up the gradient of ``guidance_fn`` and re-express the output."""
-        x0, eps = self.schedule.predict_original_and_epsilon(output, sample, timestep)
+        x0, _ = self.schedule.predict_original_and_epsilon(output, sample, timestep)
         x0 = ops.clip(x0, -1.0, 1.0)
         # d log p / d x0 = 0.5 * d log p / d velocity, since velocity = (x0 + 1) / 2.
         gradient = 0.5 * input_gradient(guidance_fn, (x0 + 1.0) / 2.0)
         x0 = ops.clip(x0 + scale * gradient, -1.0, 1.0)
-        alpha = ops.take(ops.convert_to_tensor(self.schedule.alphas_cumprod, "float32"), timestep)
-        eps = (sample - ops.sqrt(alpha) * x0) / ops.sqrt(1.0 - alpha)
-        if self.prediction_type == "epsilon":
-            return eps
-        if self.prediction_type == "sample":
-            return x0
-        return ops.sqrt(alpha) * eps - ops.sqrt(1.0 - alpha) * x0
+        return self.schedule.output_for_original(x0, sample, timestep)
 
-    def _loop_body(self, scheduler, num_steps, guidance_scale, shape):
+    def _loop_body(self, scheduler, num_steps, guidance_scale, shape, classifier=None):
+        """One sampling step ``body(i, sample, conditions, seed)``; ``classifier`` is ``(guidance_fn, scale)`` or None."""
         grid = scheduler.timesteps(num_steps)
         previous = np.append(grid[1:], -1).astype(np.int32)
         grid_tensor = ops.convert_to_tensor(grid, "int32")
@@ -247,11 +242,22 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
         def body(i, sample, conditions, seed):
             t, prev_t = grid_tensor[i], previous_tensor[i]
             output = self._guided_output(sample, t, conditions, guidance_scale)
+            if classifier is not None:
+                output = self._apply_classifier(output, sample, t, *classifier)
             noise = step_noise(shape, seed, i + 1) if stochastic else ops.zeros(shape)
             sample, _ = scheduler.step(output, t, sample, num_inference_steps=num_steps, prev_timestep=prev_t, noise=noise)
             return sample
 
         return body
+
+    @staticmethod
+    def _eager_loop(body, num_steps):
+        def run(sample, conditions, seed):
+            for i in range(num_steps):
+                sample = body(i, sample, conditions, seed)
+            return sample
+
+        return run
 
     def _compiled_loop(self, scheduler, num_steps, guidance_scale, shape):
         """The whole sampling loop as one compiled function (jax.jit / tf.function) or an eager loop (torch).
@@ -280,12 +286,7 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
             )
             return lambda sample, conditions, seed: compiled(sample, conditions, tf.constant(seed, tf.int64))
 
-        def eager(sample, conditions, seed):
-            for i in range(num_steps):
-                sample = body(i, sample, conditions, seed)
-            return sample
-
-        return eager
+        return self._eager_loop(body, num_steps)
 
     def generate(
         self,
@@ -344,9 +345,9 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
         sample = step_noise(shape, seed, 0)
         with _no_autograd():
             if classifier_guidance is not None:
-                sample = self._classifier_guided_loop(
-                    sampler, num_steps, guidance_scale, seed, shape, sample, conditions, classifier_guidance, classifier_scale
-                )
+                classifier = (classifier_guidance, float(classifier_scale))
+                body = self._loop_body(sampler, num_steps, guidance_scale, shape, classifier)
+                sample = self._eager_loop(body, num_steps)(sample, conditions, seed)
             else:
                 key = (self.scheduler_name if scheduler is None else scheduler, num_steps, guidance_scale, shape, eta)
                 if key not in self._compiled_loops:
@@ -356,17 +357,6 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
         if return_velocities:
             return velocities
         return np.where(velocities > self.note_threshold, velocities, 0.0).astype(np.float32)
-
-    def _classifier_guided_loop(self, sampler, num_steps, guidance_scale, seed, shape, sample, conditions, guidance_fn, scale):
-        grid = sampler.timesteps(num_steps)
-        stochastic = isinstance(sampler, DDPMScheduler) or sampler.eta > 0
-        for i, t in enumerate(grid):
-            prev_t = int(grid[i + 1]) if i + 1 < len(grid) else -1
-            output = self._guided_output(sample, int(t), conditions, guidance_scale)
-            output = self._apply_classifier(output, sample, int(t), guidance_fn, float(scale))
-            noise = step_noise(shape, seed, i + 1) if stochastic else ops.zeros(shape)
-            sample, _ = sampler.step(output, int(t), sample, num_inference_steps=num_steps, prev_timestep=prev_t, noise=noise)
-        return sample
 
     # === Presets and config ===
 

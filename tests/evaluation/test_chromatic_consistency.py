@@ -24,6 +24,9 @@ class _RegisterGenerator:
         self.wrong = set(wrong)
         self.calls = []
 
+    def roll_spec(self):
+        return PianoRollSpec(self.lowest_pitch, self.num_pitches, self.frames_per_second, self.num_frames)
+
     def generate(self, condition, num_samples, seed, **kwargs):
         self.calls.append((condition, num_samples, seed, kwargs))
         index = modes.parse_colour(condition).index

@@ -8,14 +8,6 @@ import chroma_keras as ck
 from chroma_keras import conditioning, zoo
 from chroma_keras.errors import PresetError
 
-TINY_VAE = {
-    "preprocessing.midi.piano_roll.num_pitches": 8,
-    "preprocessing.midi.piano_roll.num_frames": 8,
-    "model.vae.encoder_filters": [4],
-    "model.vae.hidden_dim": 8,
-    "model.vae.latent_dim": 2,
-    "model.vae.condition_dim": 4,
-}
 TRAINING = {"optimizer": "adam", "learning_rate": 0.01, "lr_schedule": "cosine", "warmup_steps": 10}
 
 
@@ -37,9 +29,9 @@ def test_cosine_with_warmup_golden_values():
     assert float(keras.ops.convert_to_numpy(zoo.build_optimizer(TRAINING).learning_rate)) == pytest.approx(0.01)
 
 
-def test_compile_for_run_spans_the_schedule_over_fit():
+def test_compile_for_run_spans_the_schedule_over_fit(tiny_vae):
     keras.utils.set_random_seed(0)
-    model = ck.from_preset("cvae_chromatic", **TINY_VAE, **{"training.lr_schedule": "cosine", "training.learning_rate": 0.01})
+    model = ck.from_preset("cvae_chromatic", **tiny_vae, **{"training.lr_schedule": "cosine", "training.learning_rate": 0.01})
     zoo.compile_for_run(model, steps_per_epoch=2, epochs=3)
     x = {"piano_roll": (np.random.default_rng(0).random((16, 8, 8)) > 0.8).astype("float32"), **conditioning.condition_arrays("Red", 16)}
     model.fit(x, batch_size=8, epochs=3, verbose=0)

@@ -9,33 +9,24 @@ from chroma_keras import conditioning
 from chroma_keras.errors import PresetError
 from chroma_keras.training import monitored_quantity, preset_callbacks
 
-TINY_VAE = {
-    "preprocessing.midi.piano_roll.num_pitches": 8,
-    "preprocessing.midi.piano_roll.num_frames": 8,
-    "model.vae.encoder_filters": [4],
-    "model.vae.hidden_dim": 8,
-    "model.vae.latent_dim": 2,
-    "model.vae.condition_dim": 4,
-}
 
-
-def test_callbacks_follow_the_preset_patiences():
+def test_callbacks_follow_the_preset_patiences(tiny_vae):
     model = ck.from_preset("scorer_midi_only", **{"training.early_stopping_patience": 3, "training.reduce_lr_patience": 2})
     stop, plateau = preset_callbacks(model, has_validation=True)
     assert isinstance(stop, keras.callbacks.EarlyStopping) and stop.monitor == "val_mean_mode_accuracy" and stop.patience == 3
     assert isinstance(plateau, keras.callbacks.ReduceLROnPlateau) and plateau.patience == 2 and plateau.factor == 0.5
     assert plateau.min_lr == pytest.approx(model.preset_config["training"]["learning_rate"] * 1e-3)
     assert preset_callbacks(ck.from_preset("scorer_midi_only"), has_validation=True) == []
-    vae = ck.from_preset("cvae_chromatic", **TINY_VAE, **{"training.early_stopping_patience": 1})
+    vae = ck.from_preset("cvae_chromatic", **tiny_vae, **{"training.early_stopping_patience": 1})
     assert monitored_quantity(vae) == ("reconstruction_loss", "min")
     assert [c.monitor for c in preset_callbacks(vae, has_validation=False)] == ["reconstruction_loss"]
 
 
-def test_plateau_halves_the_learning_rate_and_early_stopping_ends_training():
+def test_plateau_halves_the_learning_rate_and_early_stopping_ends_training(tiny_vae):
     # A learning rate of 0 cannot improve anything: every epoch is a plateau.
     overrides = {"training.learning_rate": 1e-9, "training.reduce_lr_patience": 1, "training.early_stopping_patience": 3}
     keras.utils.set_random_seed(0)
-    model = ck.from_preset("cvae_chromatic", **TINY_VAE, **overrides)
+    model = ck.from_preset("cvae_chromatic", **tiny_vae, **overrides)
     x = {"piano_roll": (np.random.default_rng(0).random((16, 8, 8)) > 0.8).astype("float32"), **conditioning.condition_arrays("Red", 16)}
     history = model.fit(x, batch_size=8, epochs=20, verbose=0, callbacks=preset_callbacks(model, has_validation=False))
     epochs = len(history.history["loss"])

@@ -384,6 +384,21 @@ class NoiseSchedule:
             pred_epsilon = ops.sqrt(alpha_prod_t) * model_output + ops.sqrt(beta_prod_t) * sample
         return pred_original_sample, pred_epsilon
 
+    def output_for_original(self, original_sample, sample, timestep):
+        """The denoiser output (for this ``prediction_type``) that predicts ``original_sample`` at ``(sample, timestep)``.
+
+        The inverse of :meth:`predict_original_and_epsilon`'s clean-sample half: the noise
+        is the one that takes ``original_sample`` to ``sample``. Used to re-express an
+        edited clean-sample estimate (classifier guidance) as a model output.
+        """
+        sample = ops.convert_to_tensor(sample)
+        dtype = _compute_dtype(sample)
+        timestep = _as_timestep(timestep, type(self).__name__, self.num_train_timesteps)
+        alpha_prod_t, beta_prod_t = self._alpha_prod(timestep, len(sample.shape), dtype)
+        original_sample = ops.cast(original_sample, dtype)
+        noise = self._epsilon_from_original(ops.cast(sample, dtype), original_sample, alpha_prod_t, beta_prod_t)
+        return ops.cast(self.training_target(original_sample, noise, timestep), sample.dtype)
+
     @staticmethod
     def _epsilon_from_original(sample, pred_original_sample, alpha_prod_t, beta_prod_t):
         """``eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)``: the noise that takes ``x_0`` to ``x_t``."""

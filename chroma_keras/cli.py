@@ -62,6 +62,7 @@ def _cmd_train(args) -> int:
     from chroma_keras import config, zoo
     from chroma_keras.demo import train_on_corpus
     from chroma_keras.errors import ModelInputError
+    from chroma_keras.training.run_backup import RunBackup
 
     if (args.preset is None) == (args.resume is None):
         raise ModelInputError("train: give a preset to start a run, or --resume RUN_DIR to continue one (not both).")
@@ -91,10 +92,12 @@ def _cmd_train(args) -> int:
         flush=True,
     )
     callbacks = [
-        # BackupAndRestore saves weights, optimizer state and the epoch after every epoch and restores them
-        # when the same run starts again; it deletes its backup when training ends.
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        # The history row goes first: a kill between it and the backup redoes that epoch (a repeated row),
+        # never loses it.
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=args.resume is not None),
+        # Saves weights, optimizer state and the epoch after every epoch (atomically) and restores them
+        # when the same run starts again; it deletes its backup when training ends.
+        RunBackup(out / "backup"),
     ]
     history, _ = train_on_corpus(model, data, epochs=epochs, verbose=2, callbacks=callbacks)
     model_dir = zoo.save_to_preset(model, out / "model")

@@ -62,7 +62,10 @@ def _cmd_train(args) -> int:
     from chroma_keras import config, zoo
     from chroma_keras.demo import train_on_corpus
     from chroma_keras.errors import ModelInputError
+    from chroma_keras.training.best_checkpoint import WEIGHTS_FILE as BEST_WEIGHTS
+    from chroma_keras.training.best_checkpoint import BestCheckpoint
     from chroma_keras.training.run_backup import RunBackup
+    from chroma_keras.training.run_summary import training_summary
 
     if (args.preset is None) == (args.resume is None):
         raise ModelInputError("train: give a preset to start a run, or --resume RUN_DIR to continue one (not both).")
@@ -92,18 +95,46 @@ def _cmd_train(args) -> int:
         flush=True,
     )
     callbacks = [
-        # The history row goes first: a kill between it and the backup redoes that epoch (a repeated row),
+        # The history row comes before the backup: a kill between them redoes that epoch (a repeated row),
         # never loses it.
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=args.resume is not None),
+        *_tensorboard(out / "logs", args.tensorboard),
         # Saves weights, optimizer state and the epoch after every epoch (atomically) and restores them
         # when the same run starts again; it deletes its backup when training ends.
         RunBackup(out / "backup"),
     ]
-    history, _ = train_on_corpus(model, data, epochs=epochs, verbose=2, callbacks=callbacks)
+    checkpoints = out / "checkpoints"
+    train_on_corpus(model, data, epochs=epochs, verbose=2, callbacks=callbacks, best_checkpoint_dir=checkpoints)
     model_dir = zoo.save_to_preset(model, out / "model")
-    last = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
-    print(f"saved {model_dir}; last epoch: {last}")
+    best = BestCheckpoint(checkpoints, "", "min").best_folder()
+    if best is not None:
+        model.load_weights(str(best / BEST_WEIGHTS))
+        zoo.save_to_preset(model, out / "best")
+    print(training_summary(out / "history.csv", best))
+    print(f"saved the last epoch's model in {model_dir}" + (f" and the best epoch's in {out / 'best'}" if best else ""))
     return 0
+
+
+def _tensorboard(log_dir, choice: str) -> list:
+    """A TensorBoard callback when asked for and possible (Keras writes the logs with tensorflow.summary)."""
+    import importlib.util
+
+    import keras
+
+    from chroma_keras.errors import ModelInputError
+
+    if choice == "off":
+        return []
+    missing = [name for name in ("tensorflow", "tensorboard") if importlib.util.find_spec(name) is None]
+    if missing:
+        if choice == "on":
+            raise ModelInputError(
+                f"train --tensorboard on: Keras writes TensorBoard logs with tensorflow and tensorboard; {' and '.join(missing)} "
+                "not installed. pip install 'chroma-keras[tensorflow]', or pass --tensorboard off."
+            )
+        print(f"TensorBoard logs skipped: {' and '.join(missing)} not installed (pip install 'chroma-keras[tensorflow]').")
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, update_freq="epoch")]
 
 
 def _cmd_evaluate_generation(args) -> int:
@@ -152,6 +183,36 @@ def _cmd_generate(args) -> int:
     audio = None if args.audio == "none" else args.audio
     index = write_samples(model, condition, args.out, num_samples=args.num_samples, seed=args.seed, audio=audio)
     print(f"wrote {args.num_samples} samples for {condition} to {index.parent} (index: {index})")
+    return 0
+
+
+def _cmd_evolve(args) -> int:
+    from chroma_keras import zoo
+    from chroma_keras.errors import ModelInputError
+    from chroma_keras.generation.evolution import LOG_TABLE_HEADER, EvolutionSettings, evolve, format_log_row, write_evolution
+
+    if (args.target is None) == (args.modes is None):
+        raise ModelInputError("evolve: give exactly one of --target (a colour, e.g. Green) or --modes (e.g. future,place,forgotten).")
+    target = args.target if args.target is not None else args.modes
+    settings = EvolutionSettings(
+        population=args.population,
+        keep=args.keep,
+        generations=args.generations,
+        mutation_scale=args.mutation_scale,
+        crossover_rate=args.crossover_rate,
+        seed=args.seed,
+    ).validate()
+    generator = zoo.from_preset(_model_path(args.generator))
+    scorer = zoo.from_preset(_model_path(args.scorer))
+    generate_kwargs = {"num_steps": args.num_steps} if args.num_steps is not None else {}
+    print(f"evolving {settings.population} candidates for {target} over {settings.generations} generations", flush=True)
+    print(LOG_TABLE_HEADER, flush=True)
+    result = evolve(generator, scorer, target, settings, progress=lambda row: print(format_log_row(row), flush=True), **generate_kwargs)
+    audio = None if args.audio == "none" else args.audio
+    runs = {"generator": str(args.generator), "scorer": str(args.scorer), **generate_kwargs}
+    index = write_evolution(result, generator, args.out, audio=audio, extra=runs)
+    best = ", ".join(f"{c.fitness:.4f} (generation {c.generation})" for c in result.best)
+    print(f"best {len(result.best)}: {best}; wrote {index.parent} (index: {index.name}, log: fitness_log.csv)")
     return 0
 
 
@@ -237,10 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a preset on a segment parquet (or the demo corpus) and save it as a preset directory")
     p.add_argument("preset", nargs="?", default=None, help="built-in name, YAML file or preset directory")
     p.add_argument("--data", default=None, help="segment parquet, folder, or 'demo'")
-    p.add_argument("--out", default=None, help="run directory: config.yaml (the resolved preset), run.json, history.csv, model/")
+    p.add_argument("--out", default=None, help="run directory: config.yaml, run.json, history.csv, logs/, checkpoints/, model/ (last epoch), best/ (best epoch)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last finished epoch")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's training.epochs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
+    p.add_argument(
+        "--tensorboard", choices=("auto", "on", "off"), default="auto", help="write TensorBoard logs to RUN/logs (auto: when tensorflow and tensorboard are installed)"
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("generate", help="generate segments for a colour or per-axis modes: MIDI, images, audio, index")
@@ -253,6 +317,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", choices=AUDIO_CHOICES, default="auto", help="render .wav files (default: auto)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. generation.sampling.num_steps=20")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("evolve", help="evolve a generator's segments toward a target colour, with a scorer as fitness")
+    p.add_argument("--generator", required=True, help="a trained piano-roll generator (run or preset directory)")
+    p.add_argument("--scorer", required=True, help="a trained scorer with a MIDI encoder (run or preset directory)")
+    p.add_argument("--target", default=None, help="target colour, e.g. Green or G")
+    p.add_argument("--modes", default=None, help="target per-axis modes, e.g. future,place,forgotten")
+    p.add_argument("--population", type=int, default=50, help="candidates per generation (default: 50)")
+    p.add_argument("--keep", type=int, default=3, help="elites kept each generation and candidates written (default: 3)")
+    p.add_argument("--generations", type=int, default=8, help="rounds of breeding after the initial population (default: 8)")
+    p.add_argument("--mutation-scale", type=float, default=0.3, help="latent mutation std in prior units (VAE; default: 0.3)")
+    p.add_argument("--crossover-rate", type=float, default=0.5, help="share of children that mix two parents (VAE; default: 0.5)")
+    p.add_argument("--num-steps", type=int, default=None, help="diffusion sampler steps (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder: best_*.mid/.png, fitness_log.csv, index.json")
+    p.add_argument("--audio", choices=AUDIO_CHOICES, default="none", help="render the best candidates as .wav (default: none)")
+    p.set_defaults(func=_cmd_evolve)
 
     p = sub.add_parser("score", help="rate MIDI files for every colour with a trained scorer")
     p.add_argument("scorer", help="a run directory, a preset directory or a built-in scorer preset")

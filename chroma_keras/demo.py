@@ -30,7 +30,7 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
-def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, callbacks=()):
+def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, callbacks=(), best_checkpoint_dir=None):
     """Train a model on a segment source with its preset's training settings.
 
     The data goes through :class:`~chroma_keras.data.multimodal_dataset.MultimodalDataset`,
@@ -46,6 +46,9 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
         epochs: training epochs (default ``training.epochs``).
         verbose: Keras fit verbosity.
         callbacks: extra Keras callbacks.
+        best_checkpoint_dir: when given, a :class:`~chroma_keras.training.best_checkpoint.BestCheckpoint`
+            keeps the best epoch's weights there, judged by the quantity early stopping watches
+            (on the validation split when there is one).
 
     Returns:
         ``(history, datasets)``: the Keras history and ``{"train", "validation",
@@ -63,12 +66,21 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
 
     epochs = epochs or config["training"]["epochs"]
     zoo.compile_for_run(model, steps_per_epoch=len(datasets["train"]), epochs=epochs)
+    has_validation = datasets["validation"] is not None
+    first = []
+    if best_checkpoint_dir is not None:
+        from chroma_keras.training.best_checkpoint import BestCheckpoint
+        from chroma_keras.training.preset_callbacks import monitored_quantity
+
+        metric, mode = monitored_quantity(model)
+        # First in the list, so an epoch whose backup was published has had its best weights saved.
+        first.append(BestCheckpoint(best_checkpoint_dir, f"val_{metric}" if has_validation else metric, mode))
     history = model.fit(
         datasets["train"],
         validation_data=datasets["validation"],
         epochs=epochs,
         verbose=verbose,
-        callbacks=list(callbacks) + preset_callbacks(model, has_validation=datasets["validation"] is not None),
+        callbacks=first + list(callbacks) + preset_callbacks(model, has_validation=has_validation),
     )
     return history, datasets
 

@@ -1,6 +1,7 @@
 """The chroma-keras command: presets, show, demo-corpus and error reporting."""
 
 import pyarrow.parquet as pq
+import numpy as np
 import yaml
 
 from chroma_keras.cli import main
@@ -47,6 +48,7 @@ def test_train_then_evaluate_generation(tmp_path, capsys):
     assert main(["train", "diffusion_pianoroll_chromatic", "--data", str(corpus), "--out", str(tmp_path / "gen"), "--epochs", "2", *_sets(TINY_DIFFUSION)]) == 0
     assert main(["train", "scorer_midi_only", "--data", str(corpus), "--out", str(tmp_path / "sc"), "--epochs", "1", *_sets(TINY_SCORER)]) == 0
     assert (tmp_path / "gen" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+    _check_run_outputs(tmp_path / "sc", capsys.readouterr().out)
     resolved = yaml.safe_load((tmp_path / "gen" / "config.yaml").read_text())
     assert resolved["model"]["diffusion"]["channels"] == [4, 8] and resolved["name"] == "diffusion_pianoroll_chromatic"
     capsys.readouterr()
@@ -65,6 +67,34 @@ def test_train_then_evaluate_generation(tmp_path, capsys):
     # The generator is no scorer: a clear error, exit status 2.
     assert main(["evaluate-generation", str(tmp_path / "sc" / "model"), "--scorer", str(tmp_path / "gen" / "model")]) == 2
     assert "piano-roll MIDI encoder" in capsys.readouterr().err
+
+
+def _check_run_outputs(run, printed):
+    """A finished run holds its last and best models, the best checkpoint, TensorBoard logs and a summary."""
+    import importlib.util
+    import json
+
+    import chroma_keras as ck
+
+    (best,) = (run / "checkpoints").iterdir()
+    record = json.loads((best / "best.json").read_text())
+    assert best.name == f"best-epoch-{record['epoch']:05d}" and record["monitor"] == "val_mean_mode_accuracy"
+    # The best/ preset holds the best epoch's weights: it scores like the checkpoint it came from.
+    reloaded = ck.from_preset(str(run / "best"))
+    checkpoint = ck.from_preset(str(run / "model"))
+    checkpoint.load_weights(str(best / "best.weights.h5"))
+    for left, right in zip(reloaded.get_weights(), checkpoint.get_weights()):
+        np.testing.assert_array_equal(left, right)
+    assert not (run / "backup").exists()
+    assert "| first | 1 |" in printed and "| best (max val_mean_mode_accuracy) |" in printed and "| last | 1 |" in printed
+    if all(importlib.util.find_spec(name) for name in ("tensorflow", "tensorboard")):
+        events = list((run / "logs").rglob("events.out.tfevents.*"))
+        assert {path.parent.name for path in events} == {"train", "validation"}
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        accumulator = EventAccumulator(str(run / "logs" / "train"))
+        accumulator.Reload()
+        assert "epoch_loss" in accumulator.Tags()["tensors"] + accumulator.Tags()["scalars"]
 
 
 def test_generate_writes_midi_images_audio_and_an_index(tmp_path, capsys):

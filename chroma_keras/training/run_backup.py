@@ -41,18 +41,10 @@ class RunBackup(keras.callbacks.Callback):
 
     def complete_backups(self) -> list[pathlib.Path]:
         """Published epoch directories, oldest first (partial writes excluded)."""
-        if not self.backup_dir.is_dir():
-            return []
-        found = [
-            path
-            for path in self.backup_dir.iterdir()
-            if path.is_dir() and path.name.startswith(_PREFIX) and not path.name.endswith(_PARTIAL)
-        ]
-        return sorted(found, key=lambda path: int(path.name[len(_PREFIX) :]))
+        return published_epochs(self.backup_dir, _PREFIX)
 
     def on_train_begin(self, logs=None):
-        for stale in self.backup_dir.glob(f"{_PREFIX}*{_PARTIAL}") if self.backup_dir.is_dir() else []:
-            shutil.rmtree(stale, ignore_errors=True)
+        remove_partial(self.backup_dir)
         backups = self.complete_backups()
         if not backups:
             return
@@ -66,21 +58,53 @@ class RunBackup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         finished = epoch + 1
-        target = self.backup_dir / f"{_PREFIX}{finished:05d}"
-        partial = target.with_name(target.name + _PARTIAL)
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        self.model.save_weights(str(partial / WEIGHTS_FILE))
-        (partial / METADATA_FILE).write_text(json.dumps({"epoch": finished}))
-        _sync_directory(partial)
-        os.replace(partial, target)
-        for older in self.complete_backups():
-            if older != target:
-                shutil.rmtree(older, ignore_errors=True)
+
+        def write(directory):
+            self.model.save_weights(str(directory / WEIGHTS_FILE))
+            (directory / METADATA_FILE).write_text(json.dumps({"epoch": finished}))
+
+        publish_epoch(self.backup_dir, _PREFIX, finished, write)
 
     def on_train_end(self, logs=None):
         if self.delete_on_finish and self.backup_dir.exists():
             shutil.rmtree(self.backup_dir)
+
+
+def published_epochs(directory: pathlib.Path, prefix: str) -> list[pathlib.Path]:
+    """The complete ``<prefix>NNNNN`` directories in ``directory``, oldest epoch first."""
+    if not directory.is_dir():
+        return []
+    found = [
+        path
+        for path in directory.iterdir()
+        if path.is_dir() and path.name.startswith(prefix) and path.name[len(prefix) :].isdigit()
+    ]
+    return sorted(found, key=lambda path: int(path.name[len(prefix) :]))
+
+
+def remove_partial(directory: pathlib.Path) -> None:
+    """Delete the ``.partial`` directories a killed write left behind."""
+    for stale in directory.glob(f"*{_PARTIAL}") if directory.is_dir() else []:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def publish_epoch(directory: pathlib.Path, prefix: str, epoch: int, write) -> pathlib.Path:
+    """Write one epoch's files with ``write(folder)`` and publish them as ``<prefix>NNNNN`` atomically.
+
+    The files go into ``<prefix>NNNNN.partial``, are flushed to disk, and the folder is
+    renamed into place with ``os.replace``; then older published epochs are removed.
+    """
+    target = directory / f"{prefix}{epoch:05d}"
+    partial = target.with_name(target.name + _PARTIAL)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    write(partial)
+    _sync_directory(partial)
+    os.replace(partial, target)
+    for older in published_epochs(directory, prefix):
+        if older != target:
+            shutil.rmtree(older, ignore_errors=True)
+    return target
 
 
 def _sync_directory(path: pathlib.Path) -> None:

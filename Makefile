@@ -39,8 +39,23 @@ test: $(STAMP)
 	if [ $$status -ne 0 ]; then echo "make test: at least one backend failed"; fi; \
 	exit $$status
 
+# The demo is the command-line journey of docs/cli.md on the built-in demo corpus: build the corpus, train a
+# scorer and the conditional VAE, generate, evolve toward Green with the scorer as fitness, score the winners,
+# and measure how often the scorer recognises generated segments as the colour asked for.
+CK = KERAS_BACKEND=$${KERAS_BACKEND:-torch} TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/chroma-keras
+
 demo: $(STAMP)
-	KERAS_BACKEND=$${KERAS_BACKEND:-torch} TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/chroma-keras demo --out $(DEMO_OUT)
+	rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
+	$(CK) demo-corpus --out $(DEMO_OUT)/corpus.parquet --songs-per-colour 6 --segments-per-song 10 --audio auto --sample-rate 16000
+	$(CK) train scorer_midi_only --data $(DEMO_OUT)/corpus.parquet --out $(DEMO_OUT)/runs/scorer
+	$(CK) train cvae_chromatic --data $(DEMO_OUT)/corpus.parquet --out $(DEMO_OUT)/runs/cvae
+	$(CK) generate $(DEMO_OUT)/runs/cvae --colour Green --num-samples 4 --out $(DEMO_OUT)/samples/green
+	$(CK) generate $(DEMO_OUT)/runs/cvae --modes future,thing,known --num-samples 4 --out $(DEMO_OUT)/samples/future-thing-known
+	$(CK) evolve --generator $(DEMO_OUT)/runs/cvae --scorer $(DEMO_OUT)/runs/scorer --target Green \
+		--population 50 --keep 3 --generations 8 --out $(DEMO_OUT)/evolved/green
+	$(CK) score $(DEMO_OUT)/runs/scorer $(DEMO_OUT)/evolved/green/best_000.mid $(DEMO_OUT)/samples/green/sample_000.mid
+	$(CK) evaluate-generation $(DEMO_OUT)/runs/cvae --scorer $(DEMO_OUT)/runs/scorer --samples-per-colour 8 \
+		--data $(DEMO_OUT)/corpus.parquet --split test --out $(DEMO_OUT)/recognition.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build dist *.egg-info

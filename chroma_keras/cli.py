@@ -84,6 +84,9 @@ def _cmd_train(args) -> int:
         out = pathlib.Path(args.out)
         if (out / "backup").exists():
             raise ModelInputError(f"train: {out} holds an interrupted run; continue it with --resume {out}, or choose another --out.")
+        if (out / RUN_FILE).exists():
+            # Its history, checkpoints and best model would mix with the new run's.
+            raise ModelInputError(f"train: {out} already holds a finished run; choose another --out or delete {out}.")
         overrides = _overrides(args)
         model = zoo.from_preset(args.preset, **overrides)
         data, epochs = args.data, args.epochs or model.preset_config["training"]["epochs"]

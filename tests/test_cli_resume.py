@@ -56,6 +56,19 @@ def test_a_killed_run_resumes_with_at_most_one_epoch_redone(tmp_path, capsys):
     assert (run / "model" / "preset.yaml").is_file() and not (run / "backup").exists()
     assert main(["train", "--resume", str(run)]) == 2
     assert "already finished" in capsys.readouterr().err
+    # The best checkpoint survived the kill: it names an epoch of this run and its monitored value is the
+    # best in the history.
+    import json
+
+    (best,) = (run / "checkpoints").iterdir()
+    record = json.loads((best / "best.json").read_text())
+    with open(history) as handle:
+        values = [float(row["mean_mode_accuracy"]) for row in csv.DictReader(handle)]
+    # Two songs per colour leave no validation split, so the training metric is watched.
+    assert record["monitor"] == "mean_mode_accuracy" and abs(record["value"] - max(values)) < 1e-6
+    # A new run in a finished run's directory is refused too.
+    assert main(["train", "scorer_midi_only", "--data", str(corpus), "--out", str(run)]) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -60,8 +60,11 @@ class Scorer(keras.Model):
         and ``embedding`` (the fused vector, for Fréchet distances).
     """
 
-    def __init__(self, encoders: Mapping, fusion, head_dim=256, dropout=0.1, loss_weights=None, **kwargs):
+    def __init__(self, encoders: Mapping, fusion, head_dim=256, dropout=0.1, loss_weights=None, encoder_learning_rate_multiplier=1.0, **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= float(encoder_learning_rate_multiplier):
+            raise ModelInputError(f"encoder_learning_rate_multiplier must be >= 0. Received: {encoder_learning_rate_multiplier!r}")
+        self.encoder_learning_rate_multiplier = float(encoder_learning_rate_multiplier)
         unknown = [m for m in encoders if m not in keys.MODALITIES]
         if unknown or not encoders:
             raise ModelInputError(f"encoders must be a non-empty dict over {list(keys.MODALITIES)}. Received: {list(encoders)}")
@@ -172,8 +175,22 @@ class Scorer(keras.Model):
         return total
 
     def compile(self, optimizer=None, **kwargs):
-        """Compile with Adam(1e-3) unless an optimizer is given (the loss is the model's own)."""
-        super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)
+        """Compile with Adam(1e-3) unless an optimizer is given (the loss is the model's own).
+
+        With ``encoder_learning_rate_multiplier != 1`` the optimizer is converted to one that
+        updates the encoders' variables at that multiple of its learning rate
+        (:func:`chroma_keras.training.lr_multipliers.with_learning_rate_multipliers`).
+        """
+        optimizer = optimizer or keras.optimizers.Adam(1e-3)
+        if self.encoder_learning_rate_multiplier != 1.0:
+            from chroma_keras.training.lr_multipliers import with_learning_rate_multipliers
+
+            optimizer = with_learning_rate_multipliers(optimizer, self.encoder_learning_rate_multipliers)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def encoder_learning_rate_multipliers(self):
+        """``[(variable, multiplier)]`` for every encoder variable (``model.scorer.encoder_learning_rate_multiplier``)."""
+        return [(v, self.encoder_learning_rate_multiplier) for e in self.encoders.values() for v in e.trainable_variables]
 
     # === Scoring ===
 
@@ -253,6 +270,7 @@ class Scorer(keras.Model):
             head_dim=scorer_config.get("head_dim", 256),
             dropout=scorer_config.get("dropout", 0.1),
             loss_weights=scorer_config.get("loss_weights"),
+            encoder_learning_rate_multiplier=scorer_config.get("encoder_learning_rate_multiplier", 1.0),
         )
         model.preset_config = config
         # Build every weight now (as the zoo's other models do), so that weights load
@@ -285,6 +303,7 @@ class Scorer(keras.Model):
             head_dim=self.head_dim,
             dropout=self.dropout_rate,
             loss_weights=dict(self.loss_weights),
+            encoder_learning_rate_multiplier=self.encoder_learning_rate_multiplier,
         )
         return config
 

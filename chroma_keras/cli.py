@@ -337,9 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", choices=AUDIO_CHOICES, default="none", help="render the best candidates as .wav (default: none)")
     p.set_defaults(func=_cmd_evolve)
 
-    p = sub.add_parser("score", help="rate MIDI files for every colour with a trained scorer")
+    p = sub.add_parser("score", help="rate MIDI or audio files for every colour with a trained scorer")
     p.add_argument("scorer", help="a run directory, a preset directory or a built-in scorer preset")
-    p.add_argument("files", nargs="+", help="MIDI files")
+    p.add_argument("files", nargs="+", help="MIDI files, or audio files (.wav .flac .ogg .mp3 .aiff) for a scorer with an audio encoder")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser(

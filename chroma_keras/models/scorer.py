@@ -198,8 +198,10 @@ class Scorer(keras.Model):
         """Rate segments for every axis and colour.
 
         Args:
-            inputs: a batch dict; or MIDI only — bytes, a path, a piano roll
-                ``[pitches, frames]``, or a list / array of these.
+            inputs: a batch dict; or files — MIDI bytes, a MIDI or audio path (audio by suffix:
+                ``.wav``, ``.flac``, ``.ogg``, ``.mp3``, ``.aiff``), a piano roll ``[pitches, frames]``,
+                or a list / array of these. Each file fills one modality of its row; the
+                others count as absent (the fusion's null embeddings stand in).
             batch_size: rows per forward pass.
 
         Returns:
@@ -218,11 +220,39 @@ class Scorer(keras.Model):
     def _as_batch(self, inputs) -> dict[str, np.ndarray]:
         if isinstance(inputs, Mapping):
             return {k: np.asarray(v) for k, v in inputs.items()}
-        if "midi" not in self.encoders:
-            raise ModelInputError("this scorer has no MIDI encoder; pass a batch dict with its modalities.")
         items = [inputs] if isinstance(inputs, (bytes, str, pathlib.Path)) else list(inputs)
         if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
             items = [inputs]
+        audio_rows = [i for i, item in enumerate(items) if is_audio_file(item)]
+        midi_rows = [i for i in range(len(items)) if i not in set(audio_rows)]
+        batch = {}
+        if midi_rows:
+            batch.update(self._rows_of("midi", len(items), midi_rows, self._midi_batch([items[i] for i in midi_rows])))
+        if audio_rows:
+            batch.update(self._rows_of("audio", len(items), audio_rows, self._audio_batch([items[i] for i in audio_rows])))
+        if (audio_rows and midi_rows) or len(self.encoders) > 1:
+            mask = np.zeros((len(items), len(keys.MODALITIES)), np.float32)
+            mask[midi_rows, keys.MODALITIES.index("midi")] = 1.0
+            mask[audio_rows, keys.MODALITIES.index("audio")] = 1.0
+            batch[keys.MODALITY_MASK] = mask
+        return batch
+
+    def _rows_of(self, modality, total, rows, part):
+        """Place a modality's arrays for ``rows`` into a batch of ``total`` rows (others: the preset's empty input)."""
+        if len(rows) == total:
+            return part
+        full = example_inputs(self.preset_config or {}, [modality], batch_size=total)
+        full.pop(keys.MODALITY_MASK)
+        for key, values in part.items():
+            full[key][rows] = values
+        return full
+
+    def _midi_batch(self, items) -> dict[str, np.ndarray]:
+        if "midi" not in self.encoders:
+            raise ModelInputError(
+                f"this scorer has no MIDI encoder (its encoders: {list(self.encoders)}); "
+                f"cannot score {_name(items[0])}. Pass a batch dict with its modalities."
+            )
         encoder = self.encoders["midi"]
         if keys.PIANO_ROLL in encoder.input_keys:
             from chroma_keras.preprocessing.pianoroll import PianoRollSpec, midi_to_piano_roll
@@ -244,6 +274,25 @@ class Scorer(keras.Model):
             keys.MIDI_TOKENS: np.stack([t.ids for t in tokens]).astype(np.int32),
             keys.MIDI_TOKEN_MASK: np.stack([t.mask for t in tokens]).astype(np.float32),
         }
+
+    def _audio_batch(self, paths) -> dict[str, np.ndarray]:
+        encoder = self.encoders.get("audio")
+        if encoder is None or keys.AUDIO not in encoder.input_keys:
+            what = "no audio encoder" if encoder is None else "an audio encoder that reads precomputed embeddings, not waveforms"
+            raise ModelInputError(
+                f"{paths[0]}: an audio file, but this scorer has {what} (its encoders: {list(self.encoders)}). "
+                "Score audio with a scorer whose preset has model.audio_encoder.type: mel_cnn."
+            )
+        from chroma_keras.preprocessing.audio import AudioSpec, load_audio_file, prepare_waveform
+
+        spec = AudioSpec.from_config(self.preset_config or {})
+        waves, masks = [], []
+        for path in paths:
+            waveform, rate = load_audio_file(path, sample_rate=None)
+            wave, mask = prepare_waveform(waveform, rate, spec, source=str(path))
+            waves.append(wave)
+            masks.append(mask)
+        return {keys.AUDIO: np.stack(waves), keys.AUDIO_MASK: np.stack(masks)}
 
     # === Presets and config ===
 
@@ -356,6 +405,19 @@ def example_inputs(config: Mapping, modalities, batch_size: int = 1) -> dict[str
         batch[keys.TEXT_MASK] = np.ones((batch_size, length), np.float32)
     batch[keys.MODALITY_MASK] = np.ones((batch_size, len(keys.MODALITIES)), np.float32)
     return batch
+
+
+# Files with these suffixes are scored as audio; anything else given as a path is read as MIDI.
+AUDIO_FILE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+def is_audio_file(item) -> bool:
+    """Whether ``item`` is a path to an audio file (by its suffix, see ``AUDIO_FILE_SUFFIXES``)."""
+    return isinstance(item, (str, pathlib.Path)) and pathlib.Path(item).suffix.lower() in AUDIO_FILE_SUFFIXES
+
+
+def _name(item) -> str:
+    return str(item) if isinstance(item, (str, pathlib.Path)) else f"a {type(item).__name__} input"
 
 
 def _has_inputs(encoder, inputs) -> bool:

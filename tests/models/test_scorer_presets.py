@@ -1,5 +1,6 @@
 """The multimodal scorer presets: each builds from the zoo, round-trips through save_to_preset, and learns."""
 
+import keras
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -8,6 +9,7 @@ import chroma_keras as ck
 from chroma_keras.data import keys
 from chroma_keras.data.demo_corpus import generate_demo_corpus
 from chroma_keras.data.multimodal_dataset import MultimodalDataset
+from chroma_keras.errors import ModelInputError
 
 MULTIMODAL = ["scorer_late_fusion", "scorer_early_fusion", "scorer_gated", "scorer_cross_attention"]
 
@@ -78,3 +80,32 @@ def test_late_fusion_scorer_fits_the_multimodal_demo_corpus(corpus):
     losses = model.fit(train, epochs=10, verbose=0).history["loss"]
     # 24 segments, 3 modalities: the loss on the training data must fall well below its start.
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_score_reads_audio_and_midi_files_into_their_own_modalities(tmp_path):
+    import soundfile
+
+    from chroma_keras.preprocessing.audio import AudioSpec, load_audio_file, prepare_waveform
+    from chroma_keras.preprocessing.pianoroll import PianoRollSpec, midi_to_piano_roll
+    from chroma_keras.preprocessing.synthesis import render_midi
+
+    model = ck.from_preset("scorer_late_fusion", **SMALL)
+    table = generate_demo_corpus(songs_per_colour=1, segments_per_song=1, segment_seconds=2.0, seed=0)
+    midi = next(m for m in table.column("midi_binary").to_pylist() if m is not None)
+    mid_path, wav_path = tmp_path / "a.mid", tmp_path / "a.wav"
+    mid_path.write_bytes(midi)
+    soundfile.write(wav_path, render_midi(midi, sample_rate=22050, backend="additive", source="a.mid"), 22050)
+
+    scores = model.score([wav_path, mid_path])
+    # Each file is one modality of its row, resampled / rolled as the preset says; the others are absent.
+    wave, mask = prepare_waveform(*load_audio_file(wav_path), AudioSpec.from_config(model.preset_config), source="a.wav")
+    audio_only = model({keys.AUDIO: wave[None], keys.AUDIO_MASK: mask[None], keys.MODALITY_MASK: np.array([[0, 1, 0]], np.float32)})
+    roll = midi_to_piano_roll(str(mid_path), PianoRollSpec.from_config(model.preset_config))
+    midi_only = model({keys.PIANO_ROLL: roll[None], keys.MODALITY_MASK: np.array([[0, 0, 1]], np.float32)})
+    for row, expected in ((0, audio_only), (1, midi_only)):
+        np.testing.assert_allclose(scores["colour"][row], keras.ops.convert_to_numpy(expected["colour"])[0], atol=1e-5)
+    assert not np.allclose(scores["colour"][0], scores["colour"][1], atol=1e-4)
+
+    midi_scorer = ck.from_preset("scorer_midi_only", **{"model.midi_encoder.filters": [4, 4, 4], "model.midi_encoder.hidden_dim": 8})
+    with pytest.raises(ModelInputError, match=r"a\.wav: an audio file, but this scorer has no audio encoder"):
+        midi_scorer.score([wav_path])

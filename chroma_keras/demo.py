@@ -40,6 +40,12 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
     ``training.early_stopping_patience`` / ``reduce_lr_patience`` add the callbacks of
     :func:`chroma_keras.training.preset_callbacks`.
 
+    Under a data-parallel ``keras.distribution`` (``chroma-keras train --devices N``, see
+    :func:`chroma_keras.training.distribution.use_devices`) the batch size must be a multiple of
+    the device count, and ``fit`` sees the training and validation batches through
+    :class:`~chroma_keras.training.distribution.DivisibleBatches` (an epoch's partial last batch is
+    trimmed to a multiple of the device count).
+
     Args:
         model: a model built by ``from_preset`` (it carries ``preset_config``).
         corpus: a parquet path, a folder, ``"demo"`` or an open ``SegmentSource``.
@@ -59,13 +65,18 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
             datasets[split] = MultimodalDataset(corpus, config, split=split, require=require)
         except DataError:
             datasets[split] = None  # too few songs for this split
+    from chroma_keras.training.distribution import check_batch_size, data_parallel_replicas, for_replicas
     from chroma_keras.training.preset_callbacks import preset_callbacks
 
+    replicas = data_parallel_replicas()  # > 1 under a data-parallel keras.distribution (--devices N)
+    if replicas > 1:
+        check_batch_size(datasets["train"].batch_size, replicas)
+    train, validation = for_replicas(datasets["train"], replicas), for_replicas(datasets["validation"], replicas)
     epochs = epochs or config["training"]["epochs"]
-    zoo.compile_for_run(model, steps_per_epoch=len(datasets["train"]), epochs=epochs)
+    zoo.compile_for_run(model, steps_per_epoch=len(train), epochs=epochs)
     history = model.fit(
-        datasets["train"],
-        validation_data=datasets["validation"],
+        train,
+        validation_data=validation,
         epochs=epochs,
         verbose=verbose,
         callbacks=list(callbacks) + preset_callbacks(model, has_validation=datasets["validation"] is not None),

@@ -30,6 +30,28 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
+def corpus_datasets(model, corpus) -> dict:
+    """The train / validation / test datasets :func:`train_on_corpus` trains a model on.
+
+    Args:
+        model: a model built by ``from_preset`` (it carries ``preset_config``).
+        corpus: a parquet path, a folder, ``"demo"`` or an open ``SegmentSource``.
+
+    Returns:
+        ``{"train", "validation", "test"}``: :class:`MultimodalDataset` of each split with the
+        preset's settings and the model's required modalities (``None`` for an empty split).
+    """
+    config = model.preset_config
+    require = tuple(getattr(model, "required_modalities", ()))
+    datasets = {"train": MultimodalDataset(corpus, config, split="train", require=require)}
+    for split in ("validation", "test"):
+        try:
+            datasets[split] = MultimodalDataset(corpus, config, split=split, require=require)
+        except DataError:
+            datasets[split] = None  # too few songs for this split
+    return datasets
+
+
 def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, callbacks=()):
     """Train a model on a segment source with its preset's training settings.
 
@@ -58,13 +80,7 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
         "test"}`` datasets (``None`` for an empty validation or test split).
     """
     config = model.preset_config
-    require = tuple(getattr(model, "required_modalities", ()))
-    datasets = {"train": MultimodalDataset(corpus, config, split="train", require=require)}
-    for split in ("validation", "test"):
-        try:
-            datasets[split] = MultimodalDataset(corpus, config, split=split, require=require)
-        except DataError:
-            datasets[split] = None  # too few songs for this split
+    datasets = corpus_datasets(model, corpus)
     from chroma_keras.training.distribution import check_batch_size, data_parallel_replicas, for_replicas
     from chroma_keras.training.preset_callbacks import preset_callbacks
 

@@ -7,6 +7,12 @@ devices and every batch ``fit()`` receives is split along its first axis, one sl
 device. The gradient of a step is the mean over the whole (global) batch, exactly as on
 one device; only the order of the floating-point sums changes (see docs/cli.md).
 
+Simulated CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) share XLA's CPU
+thread pool, sized by ``PJRT_NPROC`` (default: the CPU count). With fewer threads than devices, a
+step's all-reduce can wait for devices that never get a thread, and XLA aborts the process after
+40 s (seen on a 2-core machine with 4 devices); :func:`use_devices` refuses that setup and says to
+set ``PJRT_NPROC=N``.
+
 Rules that keep a data-parallel run equivalent to a single-device one:
 
 * The global batch size (``training.batch_size``) must be a multiple of ``N``
@@ -31,6 +37,8 @@ training on one device.
 """
 
 from __future__ import annotations
+
+import os
 
 import keras
 import numpy as np
@@ -97,13 +105,41 @@ def use_devices(devices: int, batch_size: int | None = None):
             f"--devices {devices}: JAX sees only {len(found)} device(s) here ({', '.join(kinds)}: "
             f"{', '.join(str(d) for d in found)}). Use --devices {len(found)} or fewer; to try data "
             f"parallelism on CPU, simulate N CPU devices by starting Python with {SIMULATE_HINT} "
-            f"(e.g. XLA_FLAGS=--xla_force_host_platform_device_count={devices}); it must be set before JAX starts."
+            f"(e.g. PJRT_NPROC={devices} XLA_FLAGS=--xla_force_host_platform_device_count={devices}: both must be "
+            f"set before JAX starts; PJRT_NPROC gives XLA's CPU runtime a thread per device)."
         )
+    if found[0].platform == "cpu":
+        threads, source = cpu_runtime_threads()
+        if devices > threads:
+            raise DeviceError(
+                f"--devices {devices} on CPU: XLA's CPU runtime runs the {devices} simulated devices on {threads} "
+                f"thread(s) ({source}); with fewer threads than devices a step's all-reduce can wait forever for "
+                f"devices that get no thread, and XLA aborts the run after 40 s. Start Python with "
+                f"PJRT_NPROC={devices} (or more) next to XLA_FLAGS, e.g. PJRT_NPROC={devices} "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} KERAS_BACKEND=jax chroma-keras train ..."
+            )
     if batch_size is not None:
         check_batch_size(batch_size, devices)
     distribution = keras.distribution.DataParallel(devices=found[:devices])
     keras.distribution.set_distribution(distribution)
     return distribution
+
+
+def cpu_runtime_threads() -> tuple[int, str]:
+    """Threads XLA's CPU runtime (PJRT) runs computations on, and where that number comes from.
+
+    PJRT sizes its CPU thread pool from the ``PJRT_NPROC`` or ``NPROC`` environment variable when
+    set (read once, when JAX starts its CPU client), else from the CPUs this process may run on.
+
+    Returns:
+        ``(threads, source)``, e.g. ``(2, "the 2 CPUs this process may use")``.
+    """
+    for name in ("PJRT_NPROC", "NPROC"):
+        value = os.environ.get(name, "")
+        if value.strip().isdigit():
+            return int(value), f"{name}={value.strip()}"
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return count, f"the {count} CPU(s) this process may use; PJRT_NPROC is not set"
 
 
 def check_batch_size(batch_size: int, devices: int, source: str = "training.batch_size") -> None:
@@ -260,6 +296,7 @@ __all__ = [
     "SIMULATE_HINT",
     "available_devices",
     "check_batch_size",
+    "cpu_runtime_threads",
     "data_parallel_replicas",
     "for_replicas",
     "use_devices",

@@ -19,7 +19,13 @@ import pytest
 
 from chroma_keras.cli import main
 from chroma_keras.errors import DeviceError
-from chroma_keras.training.distribution import DivisibleBatches, check_batch_size, for_replicas, use_devices
+from chroma_keras.training.distribution import (
+    DivisibleBatches,
+    check_batch_size,
+    cpu_runtime_threads,
+    for_replicas,
+    use_devices,
+)
 
 DEVICES = 4
 EPOCHS = 3
@@ -99,6 +105,13 @@ try:
     use_devices(DEVICES + 1)
 except DeviceError as exc:
     report["too_many"] = str(exc)
+# Fewer CPU runtime threads than simulated devices is refused (it can deadlock an all-reduce).
+os.environ["PJRT_NPROC"], nproc = "2", os.environ["PJRT_NPROC"]
+try:
+    use_devices(DEVICES)
+except DeviceError as exc:
+    report["too_few_threads"] = str(exc)
+os.environ["PJRT_NPROC"] = nproc
 
 # The CLI: --devices goes into run.json, and --resume reads it back.
 sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
@@ -130,7 +143,9 @@ def report(tmp_path_factory):
     """Run the 1-device vs 4-device script in a JAX subprocess with 4 simulated CPU devices."""
     tmp = tmp_path_factory.mktemp("distribution")
     flags = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={DEVICES}").strip()
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS=flags, TF_CPP_MIN_LOG_LEVEL="3")
+    # PJRT_NPROC: a CPU runtime thread per simulated device (on a 2-core machine the default 2 threads
+    # can deadlock the all-reduce; use_devices refuses to start then).
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS=flags, PJRT_NPROC=str(DEVICES), TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(SCRIPT), str(tmp), json.dumps(TINY), str(EPOCHS), str(DEVICES)],
         env=env,
@@ -183,7 +198,24 @@ def test_cli_devices_is_recorded_and_reused_on_resume(report):
 def test_too_many_devices_names_the_count_and_the_cpu_simulation(report):
     message = report["too_many"]
     assert f"--devices {DEVICES + 1}" in message and f"only {DEVICES} device(s)" in message
-    assert "xla_force_host_platform_device_count" in message
+    assert "xla_force_host_platform_device_count" in message and "PJRT_NPROC" in message
+
+
+def test_fewer_cpu_threads_than_devices_is_refused(report):
+    message = report["too_few_threads"]
+    assert f"--devices {DEVICES} on CPU" in message and "on 2 thread(s) (PJRT_NPROC=2)" in message
+    assert f"PJRT_NPROC={DEVICES}" in message
+
+
+def test_cpu_runtime_threads_follow_pjrt_nproc(monkeypatch):
+    monkeypatch.setenv("PJRT_NPROC", "6")
+    assert cpu_runtime_threads() == (6, "PJRT_NPROC=6")
+    monkeypatch.delenv("PJRT_NPROC")
+    monkeypatch.setenv("NPROC", "3")
+    assert cpu_runtime_threads()[0] == 3
+    monkeypatch.delenv("NPROC")
+    threads, source = cpu_runtime_threads()
+    assert threads >= 1 and "PJRT_NPROC is not set" in source
 
 
 # === In-process checks (every backend) ===

@@ -82,7 +82,9 @@ def use_devices(devices: int, batch_size: int | None = None):
     Raises:
         DeviceError: ``devices`` is not a positive integer, exceeds the devices JAX sees
             (the message says how many there are and how to simulate more on CPU), the
-            backend is not JAX, or ``batch_size`` is not a multiple of ``devices``.
+            devices are simulated CPUs with fewer XLA runtime threads than devices
+            (:func:`cpu_runtime_threads`; set ``PJRT_NPROC``), the backend is not JAX, or
+            ``batch_size`` is not a multiple of ``devices``.
 
     Example:
 
@@ -132,7 +134,7 @@ def cpu_runtime_threads() -> tuple[int, str]:
     set (read once, when JAX starts its CPU client), else from the CPUs this process may run on.
 
     Returns:
-        ``(threads, source)``, e.g. ``(2, "the 2 CPUs this process may use")``.
+        ``(threads, source)``, e.g. ``(4, "PJRT_NPROC=4")``.
     """
     for name in ("PJRT_NPROC", "NPROC"):
         value = os.environ.get(name, "")

@@ -2,7 +2,8 @@
 
 The data-parallel run needs several JAX devices, and JAX fixes its device count when it starts, so
 it runs in a subprocess started with ``XLA_FLAGS=--xla_force_host_platform_device_count=4
-KERAS_BACKEND=jax`` whatever backend this suite runs under. That one subprocess trains the tiny
+PJRT_NPROC=4 KERAS_BACKEND=jax`` whatever backend this suite runs under (about 45-90 s on two shared cores,
+most of it imports and four compilations). That one subprocess trains the tiny
 scorer on one device and on four, inspects where variables and batches live, and runs the CLI
 with ``--devices 4`` and ``--resume``; the tests below read its JSON report.
 """

@@ -51,7 +51,7 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-RUN_FILE = "run.json"  # what a run directory needs to resume: data source and epochs
+RUN_FILE = "run.json"  # what a run directory needs to resume: data source, epochs and devices
 
 
 def _cmd_train(args) -> int:
@@ -64,6 +64,7 @@ def _cmd_train(args) -> int:
     from chroma_keras.errors import ModelInputError
     from chroma_keras.training.best_checkpoint import WEIGHTS_FILE as BEST_WEIGHTS
     from chroma_keras.training.best_checkpoint import BestCheckpoint
+    from chroma_keras.training.distribution import use_devices
     from chroma_keras.training.run_backup import RunBackup
     from chroma_keras.training.run_summary import training_summary
 
@@ -77,6 +78,9 @@ def _cmd_train(args) -> int:
         if (out / "model").is_dir() and not (out / "backup").exists():
             raise ModelInputError(f"train --resume {out}: this run already finished; its model is in {out / 'model'}.")
         preset, data, epochs = str(out / "config.yaml"), args.data or run["data"], args.epochs or run["epochs"]
+        devices = args.devices if args.devices is not None else run.get("devices", 1)
+        # The distribution must be set before any variable exists (keras.distribution).
+        use_devices(devices, batch_size=config.load_preset_config(preset)["training"]["batch_size"])
         model = zoo.from_preset(preset)
     else:
         if args.out is None or args.data is None:
@@ -87,14 +91,18 @@ def _cmd_train(args) -> int:
         if (out / RUN_FILE).exists():
             # Its history, checkpoints and best model would mix with the new run's.
             raise ModelInputError(f"train: {out} already holds a finished run; choose another --out or delete {out}.")
-        overrides = _overrides(args)
+        overrides, devices = _overrides(args), 1 if args.devices is None else args.devices
+        resolved = config.load_preset_config(args.preset, overrides=overrides or None)
+        use_devices(devices, batch_size=resolved["training"]["batch_size"])
         model = zoo.from_preset(args.preset, **overrides)
         data, epochs = args.data, args.epochs or model.preset_config["training"]["epochs"]
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(config.dump_config(model.preset_config))
-        (out / RUN_FILE).write_text(json.dumps({"preset": args.preset, "data": str(data), "epochs": epochs}, indent=2) + "\n")
+        run = {"preset": args.preset, "data": str(data), "epochs": epochs, "devices": devices}
+        (out / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
     print(
-        f"training {model.preset_config['name']} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}",
+        f"training {model.preset_config['name']} ({model.count_params():,} parameters) on KERAS_BACKEND={keras.config.backend()}"
+        + (f", data parallel over {devices} devices" if devices > 1 else ""),
         flush=True,
     )
     callbacks = [
@@ -304,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory: config.yaml, run.json, history.csv, logs/, checkpoints/, model/ (last epoch), best/ (best epoch)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last finished epoch")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's training.epochs")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        metavar="N",
+        help="data-parallel training over N devices (JAX backend; default 1, or the run's on --resume); "
+        "training.batch_size must be a multiple of N",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
     p.add_argument(
         "--tensorboard", choices=("auto", "on", "off"), default="auto", help="write TensorBoard logs to RUN/logs (auto: when tensorflow and tensorboard are installed)"

@@ -30,6 +30,28 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
+def corpus_datasets(model, corpus) -> dict:
+    """The train / validation / test datasets :func:`train_on_corpus` trains a model on.
+
+    Args:
+        model: a model built by ``from_preset`` (it carries ``preset_config``).
+        corpus: a parquet path, a folder, ``"demo"`` or an open ``SegmentSource``.
+
+    Returns:
+        ``{"train", "validation", "test"}``: :class:`MultimodalDataset` of each split with the
+        preset's settings and the model's required modalities (``None`` for an empty split).
+    """
+    config = model.preset_config
+    require = tuple(getattr(model, "required_modalities", ()))
+    datasets = {"train": MultimodalDataset(corpus, config, split="train", require=require)}
+    for split in ("validation", "test"):
+        try:
+            datasets[split] = MultimodalDataset(corpus, config, split=split, require=require)
+        except DataError:
+            datasets[split] = None  # too few songs for this split
+    return datasets
+
+
 def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, callbacks=(), best_checkpoint_dir=None):
     """Train a model on a segment source with its preset's training settings.
 
@@ -39,6 +61,12 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
     ``training.lr_schedule`` is stretched over the run (:func:`chroma_keras.zoo.compile_for_run`). The preset's
     ``training.early_stopping_patience`` / ``reduce_lr_patience`` add the callbacks of
     :func:`chroma_keras.training.preset_callbacks`.
+
+    Under a data-parallel ``keras.distribution`` (``chroma-keras train --devices N``, see
+    :func:`chroma_keras.training.distribution.use_devices`) the batch size must be a multiple of
+    the device count, and ``fit`` sees the training and validation batches through
+    :class:`~chroma_keras.training.distribution.DivisibleBatches` (an epoch's partial last batch is
+    trimmed to a multiple of the device count).
 
     Args:
         model: a model built by ``from_preset`` (it carries ``preset_config``).
@@ -55,17 +83,16 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
         "test"}`` datasets (``None`` for an empty validation or test split).
     """
     config = model.preset_config
-    require = tuple(getattr(model, "required_modalities", ()))
-    datasets = {"train": MultimodalDataset(corpus, config, split="train", require=require)}
-    for split in ("validation", "test"):
-        try:
-            datasets[split] = MultimodalDataset(corpus, config, split=split, require=require)
-        except DataError:
-            datasets[split] = None  # too few songs for this split
+    datasets = corpus_datasets(model, corpus)
+    from chroma_keras.training.distribution import check_batch_size, data_parallel_replicas, for_replicas
     from chroma_keras.training.preset_callbacks import preset_callbacks
 
+    replicas = data_parallel_replicas()  # > 1 under a data-parallel keras.distribution (--devices N)
+    if replicas > 1:
+        check_batch_size(datasets["train"].batch_size, replicas)
+    train, validation = for_replicas(datasets["train"], replicas), for_replicas(datasets["validation"], replicas)
     epochs = epochs or config["training"]["epochs"]
-    zoo.compile_for_run(model, steps_per_epoch=len(datasets["train"]), epochs=epochs)
+    zoo.compile_for_run(model, steps_per_epoch=len(train), epochs=epochs)
     has_validation = datasets["validation"] is not None
     first = []
     if best_checkpoint_dir is not None:
@@ -76,8 +103,8 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
         # First in the list, so an epoch whose backup was published has had its best weights saved.
         first.append(BestCheckpoint(best_checkpoint_dir, f"val_{metric}" if has_validation else metric, mode))
     history = model.fit(
-        datasets["train"],
-        validation_data=datasets["validation"],
+        train,
+        validation_data=validation,
         epochs=epochs,
         verbose=verbose,
         callbacks=first + list(callbacks) + preset_callbacks(model, has_validation=has_validation),

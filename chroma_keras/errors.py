@@ -37,3 +37,7 @@ class MidiError(DataError):
 
 class ModelInputError(ChromaKerasError, ValueError):
     """Arguments passed to a model method (generate, encode, ...) are invalid."""
+
+
+class DeviceError(ChromaKerasError, ValueError):
+    """The devices asked for (``--devices N``, a distribution) cannot be used on this machine or backend."""

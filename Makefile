@@ -56,6 +56,8 @@ demo: $(STAMP)
 	$(CK) score $(DEMO_OUT)/runs/scorer $(DEMO_OUT)/evolved/green/best_000.mid $(DEMO_OUT)/samples/green/sample_000.mid
 	$(CK) evaluate-generation $(DEMO_OUT)/runs/cvae --scorer $(DEMO_OUT)/runs/scorer --samples-per-colour 8 \
 		--data $(DEMO_OUT)/corpus.parquet --split test --out $(DEMO_OUT)/recognition.md
+	$(CK) evaluate $(DEMO_OUT)/runs/cvae --scorer $(DEMO_OUT)/runs/scorer --data $(DEMO_OUT)/corpus.parquet \
+		--split test --out $(DEMO_OUT)/report
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build dist *.egg-info

@@ -173,6 +173,30 @@ def _cmd_evaluate_generation(args) -> int:
     return 0
 
 
+def _cmd_evaluate(args) -> int:
+    from chroma_keras import zoo
+    from chroma_keras.evaluation.report import evaluation_report
+
+    generator = zoo.from_preset(_model_path(args.generator))
+    scorer = zoo.from_preset(_model_path(args.scorer))
+    generate_kwargs = {"num_steps": args.num_steps} if args.num_steps is not None else {}
+    colours = args.colours.split(",") if args.colours else None
+    path = evaluation_report(
+        generator,
+        scorer,
+        args.data,
+        args.out,
+        samples_per_colour=args.samples_per_colour,
+        split=args.split,
+        seed=args.seed,
+        colours=colours,
+        names={"generator": args.generator, "scorer": args.scorer},
+        **generate_kwargs,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 def _model_path(path: str) -> str:
     """A run directory (``train --out``) holds its model in ``model/``; anything else is a preset."""
     run_model = pathlib.Path(path) / "model"
@@ -357,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scorer", help="a run directory, a preset directory or a built-in scorer preset")
     p.add_argument("files", nargs="+", help="MIDI files, or audio files (.wav .flac .ogg .mp3 .aiff) for a scorer with an audio encoder")
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("evaluate", help="write an HTML report: recognition, Fréchet distances, statistics, projection, piano rolls")
+    p.add_argument("generator", help="a trained piano-roll generator (run or preset directory)")
+    p.add_argument("--scorer", required=True, help="a trained scorer with a piano-roll MIDI encoder (run or preset directory)")
+    p.add_argument("--data", required=True, help="the real segments: a parquet, folder or 'demo'")
+    p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --data compared with")
+    p.add_argument("--samples-per-colour", type=int, default=16)
+    p.add_argument("--colours", default=None, help="comma-separated colour names (default: the eight with training data)")
+    p.add_argument("--num-steps", type=int, default=None, help="diffusion sampler steps (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder: report.html and its figures")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
         "evaluate-generation", help="how often a scorer recognises generated segments as the colour they were asked for"

@@ -115,7 +115,9 @@ def _cmd_train(args) -> int:
         RunBackup(out / "backup"),
     ]
     checkpoints = out / "checkpoints"
-    train_on_corpus(model, data, epochs=epochs, verbose=2, callbacks=callbacks, best_checkpoint_dir=checkpoints)
+    # A progress bar per epoch on a terminal; one line per epoch in logs and pipes.
+    verbose = 1 if sys.stdout.isatty() else 2
+    train_on_corpus(model, data, epochs=epochs, verbose=verbose, callbacks=callbacks, best_checkpoint_dir=checkpoints)
     model_dir = zoo.save_to_preset(model, out / "model")
     best = BestCheckpoint(checkpoints, "", "min").best_folder()
     if best is not None:

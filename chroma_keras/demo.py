@@ -102,6 +102,7 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
         metric, mode = monitored_quantity(model)
         # First in the list, so an epoch whose backup was published has had its best weights saved.
         first.append(BestCheckpoint(best_checkpoint_dir, f"val_{metric}" if has_validation else metric, mode))
+    first += _gradient_norm_callbacks(model, datasets["train"])
     history = model.fit(
         train,
         validation_data=validation,
@@ -110,6 +111,18 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
         callbacks=first + list(callbacks) + preset_callbacks(model, has_validation=has_validation),
     )
     return history, datasets
+
+
+def _gradient_norm_callbacks(model, train) -> list:
+    """The per-modality gradient-norm callback when ``model.scorer.gradient_norm_every_n_steps`` asks for it."""
+    scorer = (model.preset_config.get("model") or {}).get("scorer") or {}
+    every = int(scorer.get("gradient_norm_every_n_steps", 0))
+    if not every or not hasattr(model, "weighted_loss"):
+        return []
+    from chroma_keras.training.gradient_norms import ModalityGradientNorms
+
+    (probe,) = train[0]
+    return [ModalityGradientNorms(probe, every_n_steps=every, imbalance_ratio=scorer.get("gradient_imbalance_ratio", 10.0))]
 
 
 # The corpus' audio is rendered at 16 kHz to keep `make demo` quick (the user's file is 44.1 kHz).

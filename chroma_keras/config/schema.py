@@ -557,6 +557,15 @@ SCHEMA = Section(
                         "encoder_learning_rate_multiplier": FloatField(
                             0, 10, default=1.0, doc="Encoders learn at this multiple of training.learning_rate."
                         ),
+                        "gradient_norm_every_n_steps": IntField(
+                            0,
+                            1_000_000,
+                            default=0,
+                            doc="Log each encoder's gradient norm on a probe batch every N steps and at epoch ends (0: off).",
+                        ),
+                        "gradient_imbalance_ratio": FloatField(
+                            1.0, 1e9, default=10.0, doc="Warn when one encoder's gradient norm exceeds another's by this factor."
+                        ),
                     },
                     optional=True,
                     doc="Chromatic scorer heads, loss and fusion width.",

@@ -131,6 +131,17 @@ class Scorer(keras.Model):
     # === Loss and metrics ===
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return self.weighted_loss(x, y_pred, update_metrics=True)
+
+    def weighted_loss(self, x, y_pred, update_metrics: bool = False):
+        """The training loss of a batch: weighted per-axis KL, confidence BCE and colour cross-entropy.
+
+        Args:
+            x: a labelled batch dict (targets, confidence, colour index, optional label mask).
+            y_pred: the scorer's outputs on ``x``.
+            update_metrics: also update the loss trackers and accuracy metrics (as ``fit`` does);
+                False keeps the call free of side effects (e.g. inside a gradient probe).
+        """
         labelled = ops.cast(x[keys.LABEL_MASK], "float32") if keys.LABEL_MASK in x else None
         total = 0.0
         correct = []
@@ -143,14 +154,17 @@ class Scorer(keras.Model):
             kl = ops.sum(target * (ops.log(ops.maximum(target, _EPSILON)) - log_p), axis=-1)
             loss = ops.sum(kl * weight) / ops.maximum(ops.sum(weight), 1.0)
             total = total + self.loss_weights[axis] * loss
-            self.trackers[axis].update_state(loss)
+            if update_metrics:
+                self.trackers[axis].update_state(loss)
             # Accuracy on rows whose target names one mode (argmax is meaningful).
             definite = weight * ops.cast(ops.max(target, axis=-1) > 0.5, "float32")
             hit = ops.cast(ops.argmax(log_p, axis=-1) == ops.argmax(target, axis=-1), "float32")
-            self.accuracy[axis].update_state(hit, sample_weight=definite)
+            if update_metrics:
+                self.accuracy[axis].update_state(hit, sample_weight=definite)
             correct.append((hit, definite))
         mean_hit = sum(h * d for h, d in correct) / ops.maximum(sum(d for _, d in correct), 1.0)
-        self.mean_mode_accuracy.update_state(mean_hit, sample_weight=ops.cast(sum(d for _, d in correct) > 0, "float32"))
+        if update_metrics:
+            self.mean_mode_accuracy.update_state(mean_hit, sample_weight=ops.cast(sum(d for _, d in correct) > 0, "float32"))
 
         confidence = ops.cast(ops.reshape(x[keys.CONFIDENCE], (-1, 1)), "float32")
         conf_weight = labelled if labelled is not None else ops.ones_like(confidence[:, 0])
@@ -158,7 +172,8 @@ class Scorer(keras.Model):
         bce = ops.reshape(bce, (-1,))
         conf_loss = ops.sum(bce * conf_weight) / ops.maximum(ops.sum(conf_weight), 1.0)
         total = total + self.loss_weights["confidence"] * conf_loss
-        self.trackers["confidence"].update_state(conf_loss)
+        if update_metrics:
+            self.trackers["confidence"].update_state(conf_loss)
 
         colour = ops.cast(x[keys.COLOUR_INDEX], "int32")
         has_colour = ops.cast(colour >= 0, "float32")
@@ -166,10 +181,12 @@ class Scorer(keras.Model):
         ce = ops.sparse_categorical_crossentropy(safe_colour, ops.cast(y_pred["colour_logits"], "float32"), from_logits=True)
         colour_loss = ops.sum(ce * has_colour) / ops.maximum(ops.sum(has_colour), 1.0)
         total = total + self.loss_weights["colour"] * colour_loss
-        self.trackers["colour"].update_state(colour_loss)
+        if update_metrics:
+            self.trackers["colour"].update_state(colour_loss)
         predicted = ops.argmax(y_pred["colour_logits"], axis=-1)
-        self.colour_accuracy.update_state(ops.cast(predicted == safe_colour, "float32"), sample_weight=has_colour)
-        self.colour_f1.update_state(safe_colour, predicted, sample_weight=has_colour)
+        if update_metrics:
+            self.colour_accuracy.update_state(ops.cast(predicted == safe_colour, "float32"), sample_weight=has_colour)
+            self.colour_f1.update_state(safe_colour, predicted, sample_weight=has_colour)
         if self.losses:
             total = total + ops.sum(self.losses)
         return total

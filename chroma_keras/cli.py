@@ -199,6 +199,26 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_compare_scorers(args) -> int:
+    from chroma_keras.training.scorer_comparison import compare_scorers, comparison_table
+
+    presets = args.presets or list(SCORER_PRESETS)
+
+    def progress(row):
+        print(f"{row.preset} ({row.split} split, {row.epochs} epochs): mean mode accuracy {row.metrics['mean_mode_accuracy']:.3f}", flush=True)
+
+    rows = compare_scorers(presets, args.data, epochs=args.epochs, overrides=_overrides(args), progress=progress)
+    table = comparison_table(rows)
+    print(table)
+    if args.out:
+        pathlib.Path(args.out).write_text(table + "\n")
+    return 0
+
+
+# The presets compare-scorers trains when none are named.
+SCORER_PRESETS = ("scorer_midi_only", "scorer_text_only", "scorer_late_fusion", "scorer_early_fusion", "scorer_gated", "scorer_cross_attention")
+
+
 def _model_path(path: str) -> str:
     """A run directory (``train --out``) holds its model in ``model/``; anything else is a preset."""
     run_model = pathlib.Path(path) / "model"
@@ -395,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder: report.html and its figures")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("compare-scorers", help="train scorer presets with song and segment splits and compare their test accuracy")
+    p.add_argument("presets", nargs="*", help="scorer presets (default: the six built-in scorer presets)")
+    p.add_argument("--data", required=True, help="segment parquet, folder, or 'demo'")
+    p.add_argument("--epochs", type=int, default=None, help="default: each preset's training.epochs")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override applied to every preset")
+    p.add_argument("--out", default=None, help="also write the Markdown table here")
+    p.set_defaults(func=_cmd_compare_scorers)
 
     p = sub.add_parser(
         "evaluate-generation", help="how often a scorer recognises generated segments as the colour they were asked for"

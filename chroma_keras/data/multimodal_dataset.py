@@ -585,6 +585,9 @@ class _SegmentSubset:
     def segment_ids(self) -> list[str]:
         return [i for i in self._parent.segment_ids() if i in self._ids]
 
+    def song_ids(self) -> list[str]:
+        return self._parent.song_ids_of(self._ids)
+
     def iter_shards(self, shards):
         return (r for r in self._parent.iter_shards(shards) if r.segment_id in self._ids)
 

@@ -736,6 +736,11 @@ class SegmentSource:
         """Distinct song ids of the kept segments, in order of first appearance."""
         return list(dict.fromkeys(e.song_id for e in self._kept()))
 
+    def song_ids_of(self, segment_ids) -> list[str]:
+        """Distinct song ids of the given kept segments, in order of first appearance."""
+        wanted = frozenset(segment_ids)
+        return list(dict.fromkeys(e.song_id for e in self._kept() if e.segment_id in wanted))
+
     def colours(self) -> list[str | None]:
         """The colour of each kept segment, aligned with :meth:`segment_ids`."""
         return [e.colour for e in self._kept()]

@@ -41,7 +41,8 @@ def compare_scorers(presets, corpus, epochs: int | None = None, overrides: dict 
         presets: scorer preset names (or paths).
         corpus: a segment parquet, folder or ``"demo"``.
         epochs: training epochs (default: each preset's ``training.epochs``).
-        overrides: preset overrides applied to every preset (e.g. smaller widths).
+        overrides: dotted preset overrides (e.g. smaller widths), applied to each preset that has
+            the key's section (see :func:`applicable_overrides`).
         progress: called with each finished :class:`ComparisonRow`.
 
     Returns:
@@ -53,10 +54,13 @@ def compare_scorers(presets, corpus, epochs: int | None = None, overrides: dict 
     from chroma_keras import zoo
     from chroma_keras.demo import train_on_corpus
 
+    from chroma_keras import config
+
     rows = []
     for preset in presets:
+        applicable = applicable_overrides(config.load_preset_config(preset), overrides or {})
         for split in SPLITS:
-            model = zoo.from_preset(preset, **dict(overrides or {}), **{"training.split": split})
+            model = zoo.from_preset(preset, **applicable, **{"training.split": split})
             history, datasets = train_on_corpus(model, corpus, epochs=epochs, verbose=0)
             if datasets["test"] is None:
                 raise DataError(f"compare: the {split} split of {corpus} leaves no test segments for {preset}.")
@@ -73,6 +77,22 @@ def compare_scorers(presets, corpus, epochs: int | None = None, overrides: dict 
             if progress:
                 progress(row)
     return rows
+
+
+def applicable_overrides(resolved: dict, overrides: dict) -> dict:
+    """The dotted overrides whose section exists in a resolved preset.
+
+    One ``--set model.midi_encoder.hidden_dim=8`` for all presets must shrink the MIDI
+    encoders, not give ``scorer_text_only`` a MIDI encoder it never had.
+    """
+    kept = {}
+    for key, value in overrides.items():
+        section = resolved
+        for part in key.split(".")[:-1]:
+            section = section.get(part) if isinstance(section, dict) else None
+        if isinstance(section, dict):
+            kept[key] = value
+    return kept
 
 
 def comparison_table(rows) -> str:
@@ -94,4 +114,4 @@ def comparison_table(rows) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ComparisonRow", "compare_scorers", "comparison_table"]
+__all__ = ["ComparisonRow", "applicable_overrides", "compare_scorers", "comparison_table"]

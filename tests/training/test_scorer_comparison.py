@@ -34,3 +34,18 @@ def test_compare_scorers_writes_a_table_with_the_leakage_audit(tmp_path, capsys)
 def test_an_unknown_preset_is_a_clear_error(tmp_path, capsys):
     assert main(["compare-scorers", "scorer_nope", "--data", "demo", "--epochs", "1"]) == 2
     assert "scorer_nope" in capsys.readouterr().err
+
+
+def test_overrides_apply_only_where_the_preset_has_the_section():
+    from chroma_keras import config
+    from chroma_keras.training.scorer_comparison import applicable_overrides
+
+    overrides = {"model.midi_encoder.hidden_dim": 8, "training.batch_size": 4, "model.text_encoder.num_layers": 1}
+    assert applicable_overrides(config.load_preset_config("scorer_text_only"), overrides) == {
+        "training.batch_size": 4,
+        "model.text_encoder.num_layers": 1,
+    }
+    assert applicable_overrides(config.load_preset_config("scorer_midi_only"), overrides) == {
+        "model.midi_encoder.hidden_dim": 8,
+        "training.batch_size": 4,
+    }

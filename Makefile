@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml
 		(apt-get update && apt-get install -y fluidsynth fluid-soundfont-gm) \
 			|| echo "fluidsynth unavailable: audio renders use the pure-Python additive synth"; \
 	fi
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		echo "Installing chromium + chromium-driver (the listening-test page is tested in headless Chromium)"; \
+		(apt-get update && apt-get install -y chromium chromium-driver) \
+			|| echo "chromium unavailable: the headless-browser test of chroma-keras listen is skipped"; \
+	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	# torch is pinned to the CPU wheel (a looser spec pulls a multi-GB CUDA build).

@@ -219,6 +219,37 @@ def _cmd_compare_scorers(args) -> int:
 SCORER_PRESETS = ("scorer_midi_only", "scorer_text_only", "scorer_late_fusion", "scorer_early_fusion", "scorer_gated", "scorer_cross_attention")
 
 
+def _cmd_listen(args) -> int:
+    from chroma_keras.errors import ModelInputError
+    from chroma_keras.evaluation.listening import RatingStore, build_session, load_items
+    from chroma_keras.evaluation.listening.server import DB_FILE, make_server
+    from chroma_keras.evaluation.listening.store import format_summary
+
+    session = pathlib.Path(args.session)
+    if args.generated:
+        if args.real is None:
+            raise ModelInputError("listen: a new session needs --real DATA (the real segments) besides --generated.")
+        build_session(session, args.generated, args.real, num_real=args.num_real, split=args.split, seed=args.seed)
+        print(f"created the session {session} ({len(load_items(session))} segments)")
+    store = RatingStore(session / DB_FILE, load_items(session))
+    if args.export or args.summary:
+        if args.export:
+            print(f"wrote {store.export_csv(args.export)}")
+        if args.summary:
+            print(format_summary(store.summary()))
+        return 0
+    server = make_server(session, host=args.host, port=args.port)
+    print(f"listening test at http://{args.host}:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    print(format_summary(store.summary()))
+    return 0
+
+
 def _model_path(path: str) -> str:
     """A run directory (``train --out``) holds its model in ``model/``; anything else is a preset."""
     run_model = pathlib.Path(path) / "model"
@@ -423,6 +454,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override applied to every preset")
     p.add_argument("--out", default=None, help="also write the Markdown table here")
     p.set_defaults(func=_cmd_compare_scorers)
+
+    p = sub.add_parser("listen", help="a blind listening test of real and generated segments in a local web page")
+    p.add_argument("--session", required=True, help="session folder: media, items.json (the key), ratings.sqlite")
+    p.add_argument("--generated", nargs="+", default=None, metavar="DIR", help="create the session from these generate folders (with audio)")
+    p.add_argument("--real", default=None, help="where the real segments come from: a parquet, folder or 'demo'")
+    p.add_argument("--num-real", type=int, default=8, help="real segments in a new session (default: 8)")
+    p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split the real segments come from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--export", default=None, metavar="CSV", help="write the ratings to a CSV file instead of serving")
+    p.add_argument("--summary", action="store_true", help="print the ratings' summary with confidence intervals instead of serving")
+    p.set_defaults(func=_cmd_listen)
 
     p = sub.add_parser(
         "evaluate-generation", help="how often a scorer recognises generated segments as the colour they were asked for"

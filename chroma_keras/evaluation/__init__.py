@@ -9,7 +9,7 @@ from chroma_keras.evaluation.chromatic_consistency import (
 )
 from chroma_keras.evaluation.frechet import FrechetResult, frechet_distance, frechet_distance_from_moments
 from chroma_keras.evaluation.intervals import Estimate, bootstrap_interval
-from chroma_keras.evaluation.reconstruction import note_metrics, piano_roll_notes
+from chroma_keras.evaluation.reconstruction import note_metrics, piano_roll_notes, spectral_distance
 from chroma_keras.evaluation.symbolic import (
     STATISTICS,
     intra_class_variance,
@@ -34,5 +34,6 @@ __all__ = [
     "onsets",
     "piano_roll_notes",
     "reference_recognition",
+    "spectral_distance",
     "symbolic_statistics",
 ]

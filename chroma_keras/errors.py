@@ -37,3 +37,8 @@ class MidiError(DataError):
 
 class ModelInputError(ChromaKerasError, ValueError):
     """Arguments passed to a model method (generate, encode, ...) are invalid."""
+
+
+class ExportError(ChromaKerasError, ValueError):
+    """A model cannot be exported as asked: wrong backend for the format, an unknown
+    format or function, or a model the format cannot express."""

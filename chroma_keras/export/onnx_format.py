@@ -1,0 +1,68 @@
+"""ONNX export (torch backend): one ``.onnx`` file per function, through ``torch.onnx.export``.
+
+The TorchDynamo-based exporter (``dynamo=True``, which needs the ``onnx`` and
+``onnxscript`` packages) captures the same module as the ``torch`` format, with the
+batch dimension dynamic and the graph inputs and outputs named as in the manifest.
+Load with ``onnxruntime.InferenceSession(path)``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import warnings
+
+from chroma_keras.errors import ExportError
+from chroma_keras.export.torch_formats import _plain_einsum, example_tensors, function_module
+
+# The ONNX opset the files declare (onnxruntime >= 1.18 runs it).
+OPSET_VERSION = 18
+
+
+def write_onnx(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
+    """Write each function as ``<name>.onnx``.
+
+    Returns:
+        ``{function name: file name relative to out_dir}``.
+
+    Raises:
+        ExportError: when the ONNX exporter packages are missing, or when the exporter
+            cannot express the function (the message names the function and the cause).
+    """
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as exc:
+        raise ExportError(
+            f"export --format onnx needs the onnx and onnxscript packages ({exc}); install them with "
+            "pip install onnx onnxscript (both are in chroma-keras[dev])."
+        ) from exc
+    import torch
+
+    written = {}
+    batch = torch.export.Dim("batch", min=1)
+    for function in functions:
+        module = function_module(model, function)
+        dynamic = tuple({0: batch} if spec.shape and spec.shape[0] is None else None for spec in function.inputs)
+        filename = f"{function.name}.onnx"
+        try:
+            with torch.no_grad(), _plain_einsum(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    module,
+                    example_tensors(function),
+                    dynamo=True,
+                    input_names=[spec.name for spec in function.inputs],
+                    output_names=list(function.outputs),
+                    dynamic_shapes=(dynamic,),
+                    opset_version=OPSET_VERSION,
+                    verbose=False,
+                )
+                program.optimize()
+                program.save(str(out_dir / filename))
+        except Exception as exc:  # the exporter raises many types; name the function and the cause
+            raise ExportError(
+                f"export --format onnx: torch.onnx cannot express the {function.name!r} function of "
+                f"{model.name!r}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            ) from exc
+        written[function.name] = filename
+    return written

@@ -27,6 +27,8 @@ class ExportResult:
         files: ``{function name: path}`` of each exported function's file or SavedModel.
         manifest_path: path of ``manifest.json``.
         manifest: the manifest's content.
+        functions: the exported :class:`~chroma_keras.export.signature.ExportFunction` s
+            (callable on the live model, e.g. to compare outputs).
     """
 
     out_dir: pathlib.Path
@@ -34,6 +36,7 @@ class ExportResult:
     files: dict
     manifest_path: pathlib.Path
     manifest: dict
+    functions: list
 
 
 def check_backend(format: str, model_argument: str = "MODEL") -> None:
@@ -148,7 +151,7 @@ def export_model(model_or_preset, out_dir, format: str, functions=None, num_step
     files = _writer(format)(model, selected, out_dir)
     manifest = build_manifest(model, format, selected, files, keras.config.backend())
     manifest_path = write_manifest(manifest, out_dir)
-    return ExportResult(out_dir, format, {k: out_dir / v for k, v in files.items()}, manifest_path, manifest)
+    return ExportResult(out_dir, format, {k: out_dir / v for k, v in files.items()}, manifest_path, manifest, selected)
 
 
 def _writer(format: str):

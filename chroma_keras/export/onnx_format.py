@@ -11,6 +11,8 @@ from __future__ import annotations
 import pathlib
 import warnings
 
+import numpy as np
+
 from chroma_keras.errors import ExportError
 from chroma_keras.export.torch_formats import _plain_einsum, example_tensors, function_module
 
@@ -59,6 +61,7 @@ def write_onnx(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
                 )
                 program.optimize()
                 program.save(str(out_dir / filename))
+            _drop_noop_squeezes(out_dir / filename)
         except Exception as exc:  # the exporter raises many types; name the function and the cause
             raise ExportError(
                 f"export --format onnx: torch.onnx cannot express the {function.name!r} function of "
@@ -66,3 +69,47 @@ def write_onnx(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
             ) from exc
         written[function.name] = filename
     return written
+
+
+def _drop_noop_squeezes(path: pathlib.Path) -> int:
+    """Replace ``Squeeze`` nodes whose axes all have a static size other than 1 by ``Identity``.
+
+    ``torch.squeeze(x, dim)`` leaves ``x`` unchanged when that dimension is not 1, but an ONNX
+    ``Squeeze`` of such an axis is invalid and onnxruntime refuses to load the file. Keras'
+    torch ``ops.take(x, indices, axis=...)`` ends in exactly such a squeeze (used by the
+    modality mask, the log-mel frame mask and relative attention), and torch.onnx 2.13 writes it
+    as a Squeeze. The replacement keeps torch's meaning.
+
+    Returns:
+        The number of nodes replaced (the file is rewritten only when it is more than 0).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {}
+    for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    constants[node.output[0]] = numpy_helper.to_array(attribute.t)
+    replaced = 0
+    for node in model.graph.node:
+        if node.op_type != "Squeeze" or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        shape = shapes.get(node.input[0])
+        if not shape:
+            continue
+        axes = [int(a) % len(shape) for a in np.atleast_1d(constants[node.input[1]])]
+        if all(shape[a] is not None and shape[a] != 1 for a in axes):
+            node.op_type = "Identity"
+            del node.input[1:]
+            replaced += 1
+    if replaced:
+        onnx.save(model, str(path))
+    return replaced

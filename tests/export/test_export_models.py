@@ -1,0 +1,52 @@
+"""Each zoo model in each format: exported from the live model, served by its runtime alone
+(TensorFlow, torch, onnxruntime; no chroma_keras) in a subprocess, equal to the live model
+within 1e-5 (absolute) at batch 3 and batch 1.
+
+SavedModel is written from KERAS_BACKEND=tensorflow, the torch formats and ONNX from
+KERAS_BACKEND=torch; under JAX no format is written (tests/export/test_export_errors.py
+checks the message that says which backend to use)."""
+
+import importlib.util
+import pathlib
+
+import keras
+import pytest
+
+import chroma_keras as ck
+from chroma_keras.export import FORMATS, export_model
+
+_spec = importlib.util.spec_from_file_location("export_cases", pathlib.Path(__file__).with_name("export_cases.py"))
+cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)
+
+EXPECTED_FUNCTIONS = {
+    "scorer_midi_only": {"score"},
+    "scorer_late_fusion": {"score"},
+    "cvae_chromatic": {"encode", "decode"},
+    "diffusion_pianoroll_chromatic": {"denoise", "generate"},
+}
+
+
+@pytest.mark.backends("tensorflow", "torch", reason="every export format is written from TensorFlow or torch")
+@pytest.mark.parametrize("name", list(EXPECTED_FUNCTIONS))
+def test_export_serves_like_the_live_model(name, backend, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = ck.from_preset(name, **cases.TINY[name])
+    formats = [f for f, (writer, _) in FORMATS.items() if writer == backend]
+    results = {fmt: export_model(model, tmp_path / fmt, format=fmt) for fmt in formats}
+    functions = {f.name: f for result in results.values() for f in result.functions}
+    for fmt, result in results.items():
+        manifest = result.manifest
+        held = {n for n in EXPECTED_FUNCTIONS[name] if n != "generate" or fmt == "savedmodel"}
+        assert set(manifest["functions"]) == held, (fmt, manifest["functions"].keys())
+        assert manifest["format"] == fmt and manifest["class_name"] == type(model).__name__
+        for entry in manifest["functions"].values():
+            assert (tmp_path / fmt / entry["file"]).exists()
+            assert all(spec["shape"][0] is None for spec in entry["inputs"] if spec["shape"]), entry["inputs"]
+    expected = cases.write_cases(model, functions.values(), tmp_path / "cases")
+    report = cases.serve(tmp_path / "cases", [tmp_path / fmt for fmt in formats])
+    assert "chroma_keras" not in report["imported"], report
+    for fmt, result in results.items():
+        assert report["served"][fmt] == 2 * len(result.functions), report
+        held = {key: value for key, value in expected.items() if key[0] in result.manifest["functions"]}
+        cases.assert_served_matches(held, tmp_path / fmt)

@@ -2,7 +2,8 @@
 
 For every exported function the manifest lists its file, its inputs (name, shape with
 ``null`` for the batch dimension, dtype) in positional order, and its output names
-in the order torch / TorchScript return them.
+in the order torch / TorchScript return them; ``settings`` holds the piano-roll geometry
+and, for diffusion, the noise schedule and sampler settings a hand-written sampling loop needs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def build_manifest(model, format: str, functions, files: dict[str, str], backend
     import keras
 
     from chroma_keras import __version__
+    from chroma_keras.export.model_functions import model_settings
 
     config = getattr(model, "preset_config", None) or {}
     return {
@@ -48,6 +50,7 @@ def build_manifest(model, format: str, functions, files: dict[str, str], backend
             }
             for function in functions
         },
+        "settings": model_settings(model),
     }
 
 

@@ -55,6 +55,37 @@ def model_functions(model, num_steps: int | None = None) -> dict[str, ExportFunc
     )
 
 
+def model_settings(model) -> dict:
+    """What a server needs besides the exported functions, written to the manifest's ``settings``.
+
+    Piano-roll geometry for every piano-roll model; for diffusion also the forward process
+    (``alphas_cumprod``), the sampler's configuration and its default timestep grid, so a
+    runtime holding only ``denoise`` can write the sampling loop. Empty for other models.
+    """
+    settings = {}
+    if hasattr(model, "num_pitches"):
+        settings["piano_roll"] = {
+            "num_pitches": model.num_pitches,
+            "num_frames": model.num_frames,
+            "lowest_pitch": model.lowest_pitch,
+            "frames_per_second": model.frames_per_second,
+        }
+    if hasattr(model, "make_scheduler"):
+        scheduler = model.make_scheduler()
+        settings["diffusion"] = {
+            "clean_sample": "x0 = 2 * velocity - 1 (silence is -1)",
+            "prediction_type": model.prediction_type,
+            "num_train_timesteps": model.num_train_timesteps,
+            "alphas_cumprod": [float(a) for a in model.schedule.alphas_cumprod],
+            "scheduler": {"name": model.scheduler_name, **scheduler.get_config()},
+            "num_inference_steps": model.num_inference_steps,
+            "timesteps": [int(t) for t in scheduler.timesteps(model.num_inference_steps)],
+            "guidance_scale": model.guidance_scale,
+            "note_threshold": model.note_threshold,
+        }
+    return settings
+
+
 # === Scorer ===
 
 

@@ -63,11 +63,34 @@ TINY = {
         "generation.sampling.num_steps": 4,
     },
 }
-TINY["scorer_cross_attention"] = TINY["scorer_late_fusion"]
+TINY["diffusion_transformer_chromatic"] = {
+    **{k: v for k, v in TINY["diffusion_pianoroll_chromatic"].items() if not k.startswith("model.diffusion.")},
+    "model.diffusion.num_steps": 100,
+    "model.diffusion.condition_dim": 16,
+    "model.diffusion.hidden_dim": 16,
+    "model.diffusion.num_layers": 1,
+    "model.diffusion.num_heads": 2,
+    "model.diffusion.patch_size": [4, 4],
+}
+for _name in ("scorer_early_fusion", "scorer_gated", "scorer_cross_attention"):
+    TINY[_name] = TINY["scorer_late_fusion"]
+TINY["scorer_text_only"] = {**HEADS, **{k: v for k, v in TINY["scorer_late_fusion"].items() if k.startswith("model.text_encoder.")}}
 
 CONDITIONS = ["Red", "future,thing,known", None]
 REBRACKETING = {"rebracketing_intensity": 3.0, "rebracketing_type": "temporal"}
 CASES = {"b3": 3, "b1": 1}  # batch 3 differs from the tracing batch (2); batch 1 is the edge torch.export guards
+
+
+def perturb_weights(model, seed=0, scale=0.05):
+    """Add seeded noise to every trainable weight, as training would.
+
+    Some layers start at exactly zero (the U-Net's and DiT's output layers, adaLN modulation),
+    so an untrained denoiser outputs zeros and any export would "match" it.
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_variables:
+        variable.assign(np.asarray(variable) + rng.normal(0.0, scale, variable.shape).astype(variable.dtype))
+    return model
 
 
 def make_inputs(function, batch, seed):
@@ -157,5 +180,6 @@ def assert_served_matches(expected, export_dir, atol=TOLERANCE):
     """Every output served from ``export_dir`` equals the live one within ``atol`` (absolute)."""
     for (name, case), outputs in expected.items():
         for key, value in outputs.items():
+            assert np.abs(np.asarray(value)).max() > 1e-3, f"{name}/{case}/{key}: the live output is ~0; the comparison would prove nothing"
             served = np.load(pathlib.Path(export_dir) / "served" / name / case / f"{key}.npy")
             np.testing.assert_allclose(served, np.asarray(value), rtol=0, atol=atol, err_msg=f"{export_dir}: {name}/{case}/{key}")

@@ -77,6 +77,8 @@ def model_settings(model) -> dict:
             "prediction_type": model.prediction_type,
             "num_train_timesteps": model.num_train_timesteps,
             "alphas_cumprod": [float(a) for a in model.schedule.alphas_cumprod],
+            # 1 - alphas_cumprod computed without cancellation near t = 0 (what the sampler uses).
+            "one_minus_alphas_cumprod": [float(a) for a in model.schedule.one_minus_alphas_cumprod],
             "scheduler": {"name": model.scheduler_name, **scheduler.get_config()},
             "num_inference_steps": model.num_inference_steps,
             "timesteps": [int(t) for t in scheduler.timesteps(model.num_inference_steps)],

@@ -14,6 +14,7 @@ from chroma_keras.data import keys
 # Exported outputs must equal the live Keras model's within this absolute tolerance.
 TOLERANCE = 1e-5
 SERVE_SCRIPT = pathlib.Path(__file__).with_name("serve_export.py")
+DDIM_SCRIPT = pathlib.Path(__file__).with_name("ddim_with_denoise.py")
 
 ROLL = {"preprocessing.midi.piano_roll.num_frames": 16, "preprocessing.midi.piano_roll.frames_per_second": 4.0}
 HEADS = {"model.scorer.fusion_dim": 16, "model.scorer.head_dim": 16, "model.scorer.dropout": 0.0}
@@ -166,11 +167,12 @@ def write_cases(model, functions, cases_dir):
     return expected
 
 
-def serve(cases_dir, export_dirs, timeout=300):
-    """Run ``serve_export.py`` on the exports in one fresh interpreter; returns its JSON report."""
+def serve(cases_dir, export_dirs, timeout=300, script=SERVE_SCRIPT):
+    """Run ``serve_export.py`` (or another runtime-only ``script``) on the exports in one fresh
+    interpreter; returns its JSON report."""
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    command = [sys.executable, str(SERVE_SCRIPT), str(cases_dir), *map(str, export_dirs)]
+    command = [sys.executable, str(script), str(cases_dir), *map(str, export_dirs)]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"serving the export failed:\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -14,66 +14,49 @@ import sys
 import numpy as np
 
 
-def run_savedmodel(export_dir, manifest, calls):
-    import tensorflow as tf
+def function_runner(export_dir, manifest, name):
+    """``run(*arrays) -> [arrays]``: one exported function, called positionally, in its format's runtime."""
+    entry = manifest["functions"][name]
+    names = [spec["name"] for spec in entry["inputs"]]
+    fmt = manifest["format"]
+    if fmt == "savedmodel":
+        import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(export_dir / "savedmodel"))
-    for name, entry, inputs in calls:
-        outputs = loaded.signatures[name](**{spec["name"]: tf.constant(inputs[spec["name"]]) for spec in entry["inputs"]})
-        yield name, {key: outputs[key].numpy() for key in entry["outputs"]}
+        signature = tf.saved_model.load(str(export_dir / "savedmodel")).signatures[name]
+        return lambda *arrays: [signature(**{n: tf.constant(a) for n, a in zip(names, arrays)})[k].numpy() for k in entry["outputs"]]
+    if fmt == "onnx":
+        import onnxruntime
 
-
-def run_torch(export_dir, manifest, calls, loader):
+        session = onnxruntime.InferenceSession(str(export_dir / entry["file"]), providers=["CPUExecutionProvider"])
+        return lambda *arrays: session.run(entry["outputs"], dict(zip(names, arrays)))
+    if fmt not in ("torch", "torchscript"):
+        raise SystemExit(f"unknown format {fmt!r}")
     import torch
 
-    modules = {}
-    for name, entry, inputs in calls:
-        if name not in modules:
-            modules[name] = loader(str(export_dir / entry["file"]))
+    path = str(export_dir / entry["file"])
+    module = torch.export.load(path).module() if fmt == "torch" else torch.jit.load(path)
+
+    def run(*arrays):
         with torch.no_grad():
-            outputs = modules[name](*[torch.from_numpy(inputs[spec["name"]]) for spec in entry["inputs"]])
-        yield name, {key: value.numpy() for key, value in zip(entry["outputs"], outputs)}
+            return [value.numpy() for value in module(*[torch.from_numpy(a) for a in arrays])]
 
-
-def run_onnx(export_dir, manifest, calls):
-    import onnxruntime
-
-    sessions = {}
-    for name, entry, inputs in calls:
-        if name not in sessions:
-            sessions[name] = onnxruntime.InferenceSession(str(export_dir / entry["file"]), providers=["CPUExecutionProvider"])
-        values = sessions[name].run(entry["outputs"], {spec["name"]: inputs[spec["name"]] for spec in entry["inputs"]})
-        yield name, dict(zip(entry["outputs"], values))
+    return run
 
 
 def serve(export_dir, cases_dir):
-    """Run every function of one export on every case; returns the number of calls."""
+    """Run every function of one export on every case; returns ``(format, number of calls)``."""
     manifest = json.loads((export_dir / "manifest.json").read_text())
-    calls, targets = [], []
+    calls = 0
     for name, entry in manifest["functions"].items():
+        run = function_runner(export_dir, manifest, name)
         for case in sorted(p for p in (cases_dir / name).iterdir() if p.is_dir()):
-            calls.append((name, entry, {spec["name"]: np.load(case / f"{spec['name']}.npy") for spec in entry["inputs"]}))
-            targets.append(export_dir / "served" / name / case.name)
-    fmt = manifest["format"]
-    if fmt == "savedmodel":
-        results = run_savedmodel(export_dir, manifest, calls)
-    elif fmt == "torch":
-        import torch
-
-        results = run_torch(export_dir, manifest, calls, lambda path: torch.export.load(path).module())
-    elif fmt == "torchscript":
-        import torch
-
-        results = run_torch(export_dir, manifest, calls, torch.jit.load)
-    elif fmt == "onnx":
-        results = run_onnx(export_dir, manifest, calls)
-    else:
-        raise SystemExit(f"unknown format {fmt!r}")
-    for target, (_, outputs) in zip(targets, results):
-        target.mkdir(parents=True)
-        for key, value in outputs.items():
-            np.save(target / f"{key}.npy", value)
-    return fmt, len(calls)
+            outputs = run(*[np.load(case / f"{spec['name']}.npy") for spec in entry["inputs"]])
+            target = export_dir / "served" / name / case.name
+            target.mkdir(parents=True)
+            for key, value in zip(entry["outputs"], outputs):
+                np.save(target / f"{key}.npy", value)
+            calls += 1
+    return manifest["format"], calls
 
 
 def main(cases_dir, *export_dirs):

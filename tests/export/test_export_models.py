@@ -10,6 +10,7 @@ import importlib.util
 import pathlib
 
 import keras
+import numpy as np
 import pytest
 
 import chroma_keras as ck
@@ -50,3 +51,27 @@ def test_export_serves_like_the_live_model(name, backend, tmp_path):
         assert report["served"][fmt] == 2 * len(result.functions), report
         held = {key: value for key, value in expected.items() if key[0] in result.manifest["functions"]}
         cases.assert_served_matches(held, tmp_path / fmt)
+
+
+@pytest.mark.backends("tensorflow", "torch", reason="every export format is written from TensorFlow or torch")
+def test_a_sampling_loop_around_the_exported_denoiser_matches_generate(backend, tmp_path):
+    """torch / TorchScript / ONNX exports hold ``denoise`` only; the manifest's settings suffice to write the loop."""
+    from chroma_keras import conditioning
+    from chroma_keras.generation.sampling_noise import step_noise
+
+    keras.utils.set_random_seed(0)
+    model = cases.perturb_weights(ck.from_preset("diffusion_pianoroll_chromatic", **cases.TINY["diffusion_pianoroll_chromatic"]))
+    fmt = {"tensorflow": "savedmodel", "torch": "onnx"}[backend]
+    export_model(model, tmp_path / fmt, format=fmt, functions=["denoise"])
+    num, seed = 3, 5
+    case = tmp_path / "case"
+    case.mkdir()
+    noise = keras.ops.convert_to_numpy(step_noise((num, model.num_pitches, model.num_frames), seed, 0))  # generate's x_T
+    arrays = conditioning.condition_arrays(cases.CONDITIONS, num, cases.REBRACKETING)
+    for key, value in {"initial_noise": noise, **arrays}.items():
+        np.save(case / f"{key}.npy", np.asarray(value, np.float32))
+    report = cases.serve(case, [tmp_path / fmt], script=cases.DDIM_SCRIPT)
+    assert "chroma_keras" not in report["imported"] and report["steps"] == model.num_inference_steps, report
+    live = model.generate(cases.CONDITIONS, num, seed=seed, rebracketing=cases.REBRACKETING, return_velocities=True)
+    assert np.abs(live - 0.5).max() > 0.1  # a non-trivial sample
+    np.testing.assert_allclose(np.load(case / "velocities.npy"), live, rtol=0, atol=cases.TOLERANCE)

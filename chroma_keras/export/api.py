@@ -148,7 +148,11 @@ def export_model(model_or_preset, out_dir, format: str, functions=None, num_step
             raise ExportError(f"export: {out_dir} is not empty; choose another --out or pass overwrite=True (--overwrite).")
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = _writer(format)(model, selected, out_dir)
+    try:
+        files = _writer(format)(model, selected, out_dir)
+    except ExportError:
+        shutil.rmtree(out_dir)  # it was empty before: leave no partial export behind
+        raise
     manifest = build_manifest(model, format, selected, files, keras.config.backend())
     manifest_path = write_manifest(manifest, out_dir)
     return ExportResult(out_dir, format, {k: out_dir / v for k, v in files.items()}, manifest_path, manifest, selected)

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from chroma_keras.errors import ExportError
-from chroma_keras.export.torch_formats import _plain_einsum, example_tensors, function_module
+from chroma_keras.export.torch_formats import _plain_einsum, example_tensors, exporter_errors, function_module
 
 # The ONNX opset the files declare (onnxruntime >= 1.18 runs it).
 OPSET_VERSION = 18
@@ -46,27 +46,21 @@ def write_onnx(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
         module = function_module(model, function)
         dynamic = tuple({0: batch} if spec.shape and spec.shape[0] is None else None for spec in function.inputs)
         filename = f"{function.name}.onnx"
-        try:
-            with torch.no_grad(), _plain_einsum(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                program = torch.onnx.export(
-                    module,
-                    example_tensors(function),
-                    dynamo=True,
-                    input_names=[spec.name for spec in function.inputs],
-                    output_names=list(function.outputs),
-                    dynamic_shapes=(dynamic,),
-                    opset_version=OPSET_VERSION,
-                    verbose=False,
-                )
-                program.optimize()
-                program.save(str(out_dir / filename))
-            _drop_noop_squeezes(out_dir / filename)
-        except Exception as exc:  # the exporter raises many types; name the function and the cause
-            raise ExportError(
-                f"export --format onnx: torch.onnx cannot express the {function.name!r} function of "
-                f"{model.name!r}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            ) from exc
+        with exporter_errors("onnx", model, function), torch.no_grad(), _plain_einsum(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                example_tensors(function),
+                dynamo=True,
+                input_names=[spec.name for spec in function.inputs],
+                output_names=list(function.outputs),
+                dynamic_shapes=(dynamic,),
+                opset_version=OPSET_VERSION,
+                verbose=False,
+            )
+            program.optimize()
+            program.save(str(out_dir / filename))
+        _drop_noop_squeezes(out_dir / filename)
         written[function.name] = filename
     return written
 

@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from chroma_keras.errors import ExportError
+
 # The example batch used for tracing. torch.export specialises a dimension whose example
 # size is 1 to a constant, so the example batch is larger than 1.
 TRACE_BATCH = 2
@@ -60,6 +62,23 @@ def example_tensors(function, batch_size: int = TRACE_BATCH, seed: int = 0):
 
 
 @contextlib.contextmanager
+def exporter_errors(format: str, model, function):
+    """Re-raise an exporter's failure as an :class:`ExportError` naming the format, model and function.
+
+    The exporters raise many exception types (tracing, constraint and lowering errors); the
+    original stays attached as ``__cause__``.
+    """
+    try:
+        yield
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise ExportError(
+            f"export --format {format}: the exporter cannot express the {function.name!r} function of "
+            f"{model.name!r}: {type(exc).__name__}: {first_line}"
+        ) from exc
+
+
+@contextlib.contextmanager
 def _plain_einsum():
     """Turn off torch.einsum's opt_einsum path search while exporting.
 
@@ -89,7 +108,7 @@ def write_torch_export(model, functions, out_dir: pathlib.Path) -> dict[str, str
     for function in functions:
         module = function_module(model, function)
         dynamic = tuple({0: batch} if spec.shape and spec.shape[0] is None else None for spec in function.inputs)
-        with torch.no_grad(), _plain_einsum():
+        with exporter_errors("torch", model, function), torch.no_grad(), _plain_einsum():
             program = torch.export.export(module, example_tensors(function), dynamic_shapes=(dynamic,), strict=False)
         filename = f"{function.name}.pt2"
         torch.export.save(program, str(out_dir / filename))
@@ -108,10 +127,18 @@ def write_torchscript(model, functions, out_dir: pathlib.Path) -> dict[str, str]
     written = {}
     for function in functions:
         module = function_module(model, function)
-        with torch.no_grad(), _plain_einsum(), warnings.catch_warnings():
+        with exporter_errors("torchscript", model, function), torch.no_grad(), _plain_einsum(), warnings.catch_warnings():
             # Keras' shape checks convert traced sizes to Python values; those checks hold for every batch.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(module, example_tensors(function), strict=False, check_trace=False)
+            # check_inputs re-runs the trace on other values and another batch size and compares it with
+            # the eager module: a branch on tensor values, which a trace would freeze, fails here.
+            traced = torch.jit.trace(
+                module,
+                example_tensors(function),
+                strict=False,
+                check_trace=True,
+                check_inputs=[example_tensors(function, batch_size=TRACE_BATCH + 1, seed=1)],
+            )
         filename = f"{function.name}.pt"
         traced.save(str(out_dir / filename))
         written[function.name] = filename

@@ -27,7 +27,7 @@ _spec.loader.exec_module(cases)
 def check(name, root):
     """Export ``name`` in every format this backend writes; returns ``{format: max abs difference}``."""
     keras.utils.set_random_seed(0)
-    model = cases.perturb_weights(ck.from_preset(name, **cases.TINY[name]))
+    model = cases.perturb_weights(cases.build(name))
     formats = [f for f, (writer, _) in FORMATS.items() if writer == keras.config.backend()]
     results = {fmt: export_model(model, root / fmt, format=fmt) for fmt in formats}
     functions = {f.name: f for result in results.values() for f in result.functions}

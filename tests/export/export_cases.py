@@ -77,6 +77,27 @@ for _name in ("scorer_early_fusion", "scorer_gated", "scorer_cross_attention"):
     TINY[_name] = TINY["scorer_late_fusion"]
 TINY["scorer_text_only"] = {**HEADS, **{k: v for k, v in TINY["scorer_late_fusion"].items() if k.startswith("model.text_encoder.")}}
 
+# A MIDI scorer over REMI tokens (integer inputs) through the Music Transformer encoder.
+TINY["scorer_midi_only+music_transformer"] = {
+    **HEADS,
+    "model.midi_encoder.type": "music_transformer",
+    "model.midi_encoder.hidden_dim": 16,
+    "model.midi_encoder.vocab_size": None,
+    "model.midi_encoder.num_heads": 2,
+    "model.midi_encoder.num_layers": 1,
+    "model.midi_encoder.max_bars": 4,
+    "preprocessing.midi.tokenization": "remi",
+    "preprocessing.midi.max_events": 32,
+}
+
+
+def build(name):
+    """The tiny model of ``TINY[name]``; ``preset+variant`` names build ``preset`` with the variant's overrides."""
+    import chroma_keras as ck
+
+    return ck.from_preset(name.split("+")[0], **TINY[name])
+
+
 CONDITIONS = ["Red", "future,thing,known", None]
 REBRACKETING = {"rebracketing_intensity": 3.0, "rebracketing_type": "temporal"}
 CASES = {"b3": 3, "b1": 1}  # batch 3 differs from the tracing batch (2); batch 1 is the edge torch.export guards
@@ -111,7 +132,9 @@ def make_inputs(function, batch, seed):
             value = np.int64(11)
         elif spec.name == keys.TEXT_IDS:
             value = rng.integers(1, 257, shape)
-        elif spec.name in (keys.TEXT_MASK, keys.AUDIO_MASK):
+        elif spec.name == keys.MIDI_TOKENS:
+            value = rng.integers(1, 40, shape)
+        elif spec.name in (keys.TEXT_MASK, keys.AUDIO_MASK, keys.MIDI_TOKEN_MASK):
             value = np.ones(shape)
             value[:, shape[1] * 2 // 3 :] = 0.0  # the tail is padding
         elif spec.name == keys.MODALITY_MASK:

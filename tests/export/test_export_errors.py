@@ -84,3 +84,27 @@ def test_cli_exports_a_run_directory_and_refuses_a_non_empty_out(backend, tmp_pa
     assert "is not empty" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "run"), "--format", fmt, "--out", str(out), "--overwrite", "--function", "nope"]) == 2
     assert "no function 'nope'; expected one of ['score']" in capsys.readouterr().err
+
+
+@pytest.mark.backends("torch", reason="the torch exporters run under the torch backend")
+def test_a_function_the_torch_exporters_cannot_express_is_an_export_error(tmp_path):
+    """Data-dependent Python control flow cannot be captured: each torch-based format says which function failed."""
+    from keras import ops
+
+    from chroma_keras.export.onnx_format import write_onnx
+    from chroma_keras.export.signature import ExportFunction, TensorSpec
+    from chroma_keras.export.torch_formats import write_torch_export, write_torchscript
+
+    model = ck.from_preset("scorer_midi_only", **SCORER)
+
+    def body(roll):
+        # A Python branch on a tensor value: the tracing batch (2 rolls of uniform noise, sum ~1150) and
+        # the check batch (3 rolls, sum ~1730) take different branches.
+        if float(ops.convert_to_numpy(ops.sum(roll))) > 1500:
+            return {"total": ops.sum(roll, axis=(1, 2))}
+        return {"total": -ops.sum(roll, axis=(1, 2))}
+
+    branchy = ExportFunction("branchy", (TensorSpec("piano_roll", (None, 72, 16), "float32"),), ("total",), body)
+    for fmt, writer in (("torch", write_torch_export), ("torchscript", write_torchscript), ("onnx", write_onnx)):
+        with pytest.raises(ExportError, match=f"export --format {fmt}: the exporter cannot express the 'branchy' function"):
+            writer(model, [branchy], tmp_path)

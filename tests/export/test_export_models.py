@@ -32,7 +32,7 @@ EXPECTED_FUNCTIONS = {
 @pytest.mark.parametrize("name", list(EXPECTED_FUNCTIONS))
 def test_export_serves_like_the_live_model(name, backend, tmp_path):
     keras.utils.set_random_seed(0)
-    model = cases.perturb_weights(ck.from_preset(name, **cases.TINY[name]))
+    model = cases.perturb_weights(cases.build(name))
     formats = [f for f, (writer, _) in FORMATS.items() if writer == backend]
     results = {fmt: export_model(model, tmp_path / fmt, format=fmt) for fmt in formats}
     functions = {f.name: f for result in results.values() for f in result.functions}

@@ -2,7 +2,8 @@
 
 The TorchDynamo-based exporter (``dynamo=True``, which needs the ``onnx`` and
 ``onnxscript`` packages) captures the same module as the ``torch`` format, with the
-batch dimension dynamic and the graph inputs and outputs named as in the manifest.
+batch dimension dynamic and the graph inputs and outputs named as in the manifest;
+invalid ``Squeeze`` nodes are repaired before onnxscript's optimizer runs.
 Load with ``onnxruntime.InferenceSession(path)``.
 """
 
@@ -57,53 +58,47 @@ def write_onnx(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
                 dynamic_shapes=(dynamic,),
                 opset_version=OPSET_VERSION,
                 verbose=False,
+                optimize=False,  # after the Squeeze repair below: constant folding trips on those nodes
             )
+            _drop_noop_squeezes(program.model)
             program.optimize()
             program.save(str(out_dir / filename))
-        _drop_noop_squeezes(out_dir / filename)
         written[function.name] = filename
     return written
 
 
-def _drop_noop_squeezes(path: pathlib.Path) -> int:
+def _drop_noop_squeezes(model) -> int:
     """Replace ``Squeeze`` nodes whose axes all have a static size other than 1 by ``Identity``.
 
     ``torch.squeeze(x, dim)`` leaves ``x`` unchanged when that dimension is not 1, but an ONNX
-    ``Squeeze`` of such an axis is invalid and onnxruntime refuses to load the file. Keras'
-    torch ``ops.take(x, indices, axis=...)`` ends in exactly such a squeeze (used by the
-    modality mask, the log-mel frame mask and relative attention), and torch.onnx 2.13 writes it
-    as a Squeeze. The replacement keeps torch's meaning.
+    ``Squeeze`` of such an axis is invalid: onnxruntime refuses to load the file, and the
+    exporter's optimizer folds shapes around it wrongly. Keras' torch
+    ``ops.take(x, indices, axis=...)`` ends in exactly such a squeeze (used by the modality mask,
+    the log-mel frame mask and relative attention), and torch.onnx 2.13 writes it as a Squeeze.
+    The replacement keeps torch's meaning.
+
+    Args:
+        model: the exporter's ``onnx_ir`` model (``ONNXProgram.model``), changed in place,
+            before the exporter's optimizer runs.
 
     Returns:
-        The number of nodes replaced (the file is rewritten only when it is more than 0).
+        The number of nodes replaced.
     """
-    import onnx
-    from onnx import numpy_helper
+    from onnx_ir.convenience import get_const_tensor
 
-    model = onnx.load(str(path))
-    inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {}
-    for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    constants[node.output[0]] = numpy_helper.to_array(attribute.t)
     replaced = 0
-    for node in model.graph.node:
-        if node.op_type != "Squeeze" or len(node.input) < 2 or node.input[1] not in constants:
+    for node in model.graph.all_nodes():
+        if node.op_type != "Squeeze" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
             continue
-        shape = shapes.get(node.input[0])
-        if not shape:
+        data, axes_value = node.inputs[0], node.inputs[1]
+        axes = get_const_tensor(axes_value) if axes_value is not None else None
+        if data is None or data.shape is None or axes is None:
             continue
-        axes = [int(a) % len(shape) for a in np.atleast_1d(constants[node.input[1]])]
-        if all(shape[a] is not None and shape[a] != 1 for a in axes):
+        dims = list(data.shape)
+        axes = [int(a) % len(dims) for a in np.atleast_1d(axes.numpy())]
+        if all(isinstance(dims[a], int) and dims[a] != 1 for a in axes):
             node.op_type = "Identity"
-            del node.input[1:]
+            node.resize_inputs(1)
+            node.outputs[0].shape = data.shape  # the exporter declared the squeezed shape
             replaced += 1
-    if replaced:
-        onnx.save(model, str(path))
     return replaced

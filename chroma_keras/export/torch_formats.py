@@ -10,6 +10,11 @@ a tuple (in the manifest's order).
 * ``torchscript``: ``torch.jit.trace``; load with ``torch.jit.load(path)``. Tracing
   records the operations run for the example inputs, which holds for these
   models: their Python control flow depends on configuration, not on input values.
+  The trace is re-run on other values at another batch size and compared with the
+  eager module, so a value-dependent branch or a frozen batch size fails the export.
+
+An exporter's failure becomes an :class:`~chroma_keras.errors.ExportError` naming the
+format, the model and the function.
 """
 
 from __future__ import annotations
@@ -72,9 +77,10 @@ def exporter_errors(format: str, model, function):
         yield
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
+        name = (getattr(model, "preset_config", None) or {}).get("name", model.name)
         raise ExportError(
             f"export --format {format}: the exporter cannot express the {function.name!r} function of "
-            f"{model.name!r}: {type(exc).__name__}: {first_line}"
+            f"{name!r}: {type(exc).__name__}: {first_line}"
         ) from exc
 
 

@@ -23,6 +23,7 @@ _spec.loader.exec_module(cases)
 EXPECTED_FUNCTIONS = {
     "scorer_midi_only": {"score"},
     "scorer_late_fusion": {"score"},
+    "scorer_midi_only+music_transformer": {"score"},  # integer REMI token inputs
     "cvae_chromatic": {"encode", "decode"},
     "diffusion_pianoroll_chromatic": {"denoise", "generate"},
 }
@@ -43,6 +44,8 @@ def test_export_serves_like_the_live_model(name, backend, tmp_path):
         assert manifest["format"] == fmt and manifest["class_name"] == type(model).__name__
         for entry in manifest["functions"].values():
             assert (tmp_path / fmt / entry["file"]).exists()
+            dtypes = {spec["name"]: spec["dtype"] for spec in entry["inputs"]}
+            assert all(dtypes[k] == "int32" for k in ("midi_tokens", "text_ids", "timestep") if k in dtypes), dtypes
             assert all(spec["shape"][0] is None for spec in entry["inputs"] if spec["shape"]), entry["inputs"]
     expected = cases.write_cases(model, functions.values(), tmp_path / "cases")
     report = cases.serve(tmp_path / "cases", [tmp_path / fmt for fmt in formats])

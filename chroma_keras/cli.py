@@ -330,6 +330,25 @@ def _cmd_score(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from chroma_keras.export import export_model
+
+    result = export_model(
+        args.model,
+        args.out,
+        format=args.format,
+        functions=args.function,
+        num_steps=args.num_steps,
+        overwrite=args.overwrite,
+        **_overrides(args),
+    )
+    for name, entry in result.manifest["functions"].items():
+        inputs = ", ".join(f"{i['name']} {i['dtype']}{i['shape']}" for i in entry["inputs"])
+        print(f"{name}: {result.out_dir / entry['file']} ({inputs}) -> {', '.join(entry['outputs'])}")
+    print(f"wrote {result.format} export of {result.manifest['model']} to {result.out_dir} (manifest: {result.manifest_path})")
+    return 0
+
+
 def _overrides(args) -> dict:
     """The ``--set KEY=VALUE`` options as ``from_preset`` keyword arguments (dotted keys)."""
     from chroma_keras import config
@@ -483,6 +502,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --data scored")
     p.add_argument("--out", default=None, help="also write the markdown tables here")
     p.set_defaults(func=_cmd_evaluate_generation)
+
+    p = sub.add_parser("export", help="export a model's serving functions as SavedModel, torch.export, TorchScript or ONNX")
+    p.add_argument("model", help="a run directory (train --out), a preset directory or a built-in preset")
+    p.add_argument(
+        "--format",
+        required=True,
+        help="savedmodel (needs KERAS_BACKEND=tensorflow), torch, torchscript or onnx (need KERAS_BACKEND=torch)",
+    )
+    p.add_argument("--out", required=True, help="export directory (written with a manifest.json)")
+    p.add_argument("--function", action="append", default=None, help="export only this function (repeatable; default: all the format holds)")
+    p.add_argument("--num-steps", type=int, default=None, help="sampler steps of a diffusion model's generate signature (default: the preset's)")
+    p.add_argument("--overwrite", action="store_true", help="replace the content of a non-empty --out")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -41,3 +41,8 @@ class ModelInputError(ChromaKerasError, ValueError):
 
 class DeviceError(ChromaKerasError, ValueError):
     """The devices asked for (``--devices N``, a distribution) cannot be used on this machine or backend."""
+
+
+class ExportError(ChromaKerasError, ValueError):
+    """A model cannot be exported as asked: wrong backend for the format, an unknown
+    format or function, or a model the format cannot express."""

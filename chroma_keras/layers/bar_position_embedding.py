@@ -21,7 +21,7 @@ class BarPositionEmbedding(keras.layers.Layer):
     * position id = ``k + 1`` after ``Position_k`` (until the next ``Position`` or
       ``Bar``), 0 from a ``Bar`` to its first ``Position`` and before any bar. The
       last "setter" token (Bar or Position) at or before each step is found with a
-      running maximum (``ops.associative_scan``) over its index, and its value
+      running maximum (:func:`_running_max`) over its index, and its value
       looked up in a token id -> position table.
 
     It returns ``bar_embedding[bar_id] + position_embedding[position_id]``, to be
@@ -159,19 +159,20 @@ class BarPositionEmbedding(keras.layers.Layer):
                 f"BarPositionEmbedding expects token ids of shape [batch, length]. Received: shape={tuple(token_ids.shape)}"
             )
         ids = ops.clip(ops.cast(token_ids, "int32"), 0, self.vocab_size - 1)
-        is_bar = ops.take(ops.convert_to_tensor(self._bar_table), ids)
+        is_bar = _lookup(self._bar_table, ids)
         bar_ids = ops.minimum(ops.cumsum(is_bar, axis=1), self.max_bars)
 
-        value = ops.take(ops.convert_to_tensor(self._position_table), ids)
+        value = _lookup(self._position_table, ids)
         is_setter = ops.logical_or(is_bar > 0, value >= 0)
         steps = ops.broadcast_to(ops.arange(ops.shape(ids)[1], dtype="int32")[None, :], ops.shape(ids))
-        marker = ops.where(is_setter, steps, -1)
-        # Index of the last Bar/Position token at or before each step (-1: none yet).
-        last = ops.cast(ops.associative_scan(ops.maximum, marker, axis=1), "int32")
-        last = ops.reshape(last, ops.shape(ids))  # TF's scan loses the static shape
         setter_value = ops.where(value >= 0, value + 1, 0)  # a Bar resets to 0
-        position_ids = ops.take_along_axis(setter_value, ops.maximum(last, 0), axis=1)
-        position_ids = ops.where(last >= 0, position_ids, 0)
+        # The last Bar/Position token at or before each step, and its value, in one running maximum:
+        # a setter at step j is keyed j * base + its value (base exceeds every value), so the maximum
+        # is the latest setter and `key % base` its value (-1: none yet). No gather is needed, which
+        # keeps the batch dimension symbolic under torch.export.
+        base = int(np.max(self._position_table)) + 2
+        last = _running_max(ops.where(is_setter, steps * base + setter_value, -1))
+        position_ids = ops.where(last >= 0, last % base, 0)
         return ops.cast(bar_ids, "int32"), ops.cast(position_ids, "int32")
 
     def build(self, input_shape):
@@ -197,3 +198,33 @@ class BarPositionEmbedding(keras.layers.Layer):
             embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
         )
         return config
+
+
+def _lookup(table, ids):
+    """``table[ids]`` for a 1-D NumPy table, as a row lookup in a ``[V, 1]`` table.
+
+    Keras' torch ``ops.take`` of a 1-D table ends in a ``squeeze`` that the ONNX exporter writes as
+    an invalid ``Squeeze`` of the flattened ``batch * length`` axis; a 2-D table with ``axis=0`` is
+    an embedding lookup on every backend.
+    """
+    column = ops.convert_to_tensor(np.asarray(table)[:, None])
+    return ops.take(column, ids, axis=0)[..., 0]
+
+
+def _running_max(values):
+    """Running maximum along axis 1 of an int ``[batch, length]`` tensor, in ``ceil(log2(length))`` steps.
+
+    Each step takes the maximum with the tensor shifted right by 1, 2, 4, ... steps (Hillis-Steele).
+    ``ops.associative_scan`` computes the same, but under torch it pins the batch dimension
+    (``torch.export`` with a dynamic batch fails) and under TensorFlow it loses the static shape.
+    """
+    length = values.shape[1]
+    if not isinstance(length, int):  # a length unknown while tracing: the library scan handles it
+        return ops.reshape(ops.associative_scan(ops.maximum, values, axis=1), ops.shape(values))
+    shift = 1
+    while shift < length:
+        # The first `shift` steps have nothing `shift` steps before them: they keep their value.
+        shifted = ops.concatenate([values[:, :shift], values[:, :-shift]], axis=1)
+        values = ops.maximum(values, shifted)
+        shift *= 2
+    return values

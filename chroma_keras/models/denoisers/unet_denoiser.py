@@ -21,8 +21,12 @@ INPUT_KEYS = ("sample", "timestep", "condition")
 
 
 def _static(dim):
-    """A shape entry as an int, or None when unknown."""
-    return None if dim is None else int(dim)
+    """A shape entry as an int, or None when unknown or symbolic.
+
+    A symbolic size (torch.export tracing a dynamic batch) counts as unknown: ``int()``
+    on it would pin the exported graph to the example's size.
+    """
+    return int(dim) if isinstance(dim, (int, np.integer)) else None
 
 
 def check_denoiser_inputs(owner, shapes, spatial_dims, multiples, why, condition_dim, channels=None):

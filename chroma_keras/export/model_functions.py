@@ -1,0 +1,255 @@
+"""Which functions each zoo model exports, with explicit input signatures.
+
+* :class:`~chroma_keras.models.Scorer`: ``score`` (the modality inputs -> per-axis,
+  confidence and colour probabilities and the fused embedding).
+* :class:`~chroma_keras.models.ConditionalVAE`: ``encode`` (roll + condition -> posterior)
+  and ``decode`` (latent + condition -> note probabilities and velocities).
+* :class:`~chroma_keras.models.PianoRollDiffusion`: ``denoise`` (one denoiser evaluation)
+  and, for SavedModel only, ``generate`` (the whole sampling loop, fixed step count, seed input).
+
+Every body is written with Keras ops and calls the live model's layers, so an export
+computes exactly what the model computes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from chroma_keras import modes, rebracketing
+from chroma_keras.data import keys
+from chroma_keras.errors import ExportError
+from chroma_keras.export.signature import ExportFunction, TensorSpec
+
+CONDITION_SPECS = (
+    TensorSpec(keys.MODES, (None, modes.MODE_VECTOR_SIZE), "float32", "per-axis mode weights (conditioning.condition_arrays)"),
+    TensorSpec(keys.REBRACKETING, (None, rebracketing.FEATURE_SIZE), "float32", "rebracketing features; zeros = unknown"),
+)
+SCORER_OUTPUTS = ("temporal", "spatial", "ontological", "confidence", "colour", "embedding")
+
+
+def model_functions(model, num_steps: int | None = None) -> dict[str, ExportFunction]:
+    """The functions a zoo model exports, by name.
+
+    Args:
+        model: a ``Scorer``, ``ConditionalVAE`` or ``PianoRollDiffusion``.
+        num_steps: sampler steps of the diffusion ``generate`` function
+            (default: the model's ``num_inference_steps``).
+
+    Raises:
+        ExportError: for a model that is not one of the zoo's.
+    """
+    from chroma_keras.models.conditional_vae import ConditionalVAE
+    from chroma_keras.models.pianoroll_diffusion import PianoRollDiffusion
+    from chroma_keras.models.scorer import Scorer
+
+    if isinstance(model, Scorer):
+        return {"score": _score_function(model)}
+    if isinstance(model, ConditionalVAE):
+        return {"encode": _vae_encode_function(model), "decode": _vae_decode_function(model)}
+    if isinstance(model, PianoRollDiffusion):
+        return {"denoise": _denoise_function(model), "generate": _generate_function(model, num_steps)}
+    raise ExportError(
+        f"export: {type(model).__name__} is not a chroma_keras zoo model; expected a Scorer, ConditionalVAE or "
+        "PianoRollDiffusion (from chroma_keras.from_preset)."
+    )
+
+
+def model_settings(model) -> dict:
+    """What a server needs besides the exported functions, written to the manifest's ``settings``.
+
+    Piano-roll geometry for every piano-roll model; for diffusion also the forward process
+    (``alphas_cumprod``), the sampler's configuration and its default timestep grid, so a
+    runtime holding only ``denoise`` can write the sampling loop. Empty for other models.
+    """
+    settings = {}
+    if hasattr(model, "num_pitches"):
+        settings["piano_roll"] = {
+            "num_pitches": model.num_pitches,
+            "num_frames": model.num_frames,
+            "lowest_pitch": model.lowest_pitch,
+            "frames_per_second": model.frames_per_second,
+        }
+    if hasattr(model, "make_scheduler"):
+        scheduler = model.make_scheduler()
+        settings["diffusion"] = {
+            "clean_sample": "x0 = 2 * velocity - 1 (silence is -1)",
+            "prediction_type": model.prediction_type,
+            "num_train_timesteps": model.num_train_timesteps,
+            "alphas_cumprod": [float(a) for a in model.schedule.alphas_cumprod],
+            # 1 - alphas_cumprod computed without cancellation near t = 0 (what the sampler uses).
+            "one_minus_alphas_cumprod": [float(a) for a in model.schedule.one_minus_alphas_cumprod],
+            "scheduler": {"name": model.scheduler_name, **scheduler.get_config()},
+            "num_inference_steps": model.num_inference_steps,
+            "timesteps": [int(t) for t in scheduler.timesteps(model.num_inference_steps)],
+            "guidance_scale": model.guidance_scale,
+            "note_threshold": model.note_threshold,
+        }
+    return settings
+
+
+# === Scorer ===
+
+
+def _scorer_input_specs(model) -> list[TensorSpec]:
+    from chroma_keras.models.encoders.precomputed_embedding_encoder import PrecomputedEmbeddingEncoder
+    from chroma_keras.models.scorer import example_inputs
+
+    if model.preset_config is None:
+        raise ExportError(
+            "export: this Scorer carries no preset config (it was not built by from_preset), so its input shapes "
+            "are unknown; export a preset or a model built with chroma_keras.from_preset."
+        )
+    example = example_inputs(model.preset_config, model.modalities)
+    specs = []
+    for modality in model.modalities:
+        encoder = model.encoders[modality]
+        for key in encoder.input_keys:
+            if isinstance(encoder, PrecomputedEmbeddingEncoder):
+                width = int(encoder.projection.kernel.shape[0])
+                specs.append(TensorSpec(key, (None, width), "float32", f"precomputed {modality} embedding"))
+                continue
+            value = example[key]
+            dtype = "int32" if np.issubdtype(value.dtype, np.integer) else "float32"
+            specs.append(TensorSpec(key, (None, *value.shape[1:]), dtype, f"{modality} input (see chroma_keras.data.keys)"))
+    if len(model.modalities) > 1:
+        specs.append(
+            TensorSpec(
+                keys.MODALITY_MASK,
+                (None, len(keys.MODALITIES)),
+                "float32",
+                f"1 = modality present, columns {list(keys.MODALITIES)}; an absent modality's inputs may be zeros",
+            )
+        )
+    return specs
+
+
+def _score_function(model) -> ExportFunction:
+    specs = _scorer_input_specs(model)
+    names = [s.name for s in specs]
+    only = model.modalities[0] if len(model.modalities) == 1 else None
+
+    def body(*tensors):
+        batch = dict(zip(names, tensors))
+        if only is not None:
+            # A one-modality scorer: its presence mask is constant. It is built from the input
+            # (not from a Python batch size) so that traced graphs keep a dynamic batch.
+            first = ops.cast(ops.reshape(tensors[0], (ops.shape(tensors[0])[0], -1))[:, :1], "float32")
+            ones = ops.ones_like(first)
+            batch[keys.MODALITY_MASK] = ops.concatenate(
+                [ones if m == only else ops.zeros_like(first) for m in keys.MODALITIES], axis=1
+            )
+        out = model(batch, training=False)
+        return {name: out[name] for name in SCORER_OUTPUTS}
+
+    return ExportFunction(
+        name="score",
+        inputs=tuple(specs),
+        outputs=SCORER_OUTPUTS,
+        body=body,
+        description="chromatic scores: temporal/spatial/ontological [batch, 3], confidence [batch, 1], "
+        "colour [batch, 9] (probabilities) and the fused embedding",
+    )
+
+
+# === Conditional VAE ===
+
+
+def _vae_encode_function(model) -> ExportFunction:
+    def body(roll, modes_vector, rebracketing_vector):
+        condition = model.condition_embedding(modes_vector, rebracketing_vector, training=False)
+        posterior = model.encoder({keys.PIANO_ROLL: roll, "condition": condition})
+        return {"z_mean": posterior["z_mean"], "z_log_var": posterior["z_log_var"]}
+
+    roll = TensorSpec(
+        keys.PIANO_ROLL, (None, model.num_pitches, model.num_frames), "float32", "velocities in [0, 1], 0 = silent"
+    )
+    return ExportFunction(
+        name="encode",
+        inputs=(roll, *CONDITION_SPECS),
+        outputs=("z_mean", "z_log_var"),
+        body=body,
+        description=f"posterior of a piano roll under a condition: z_mean, z_log_var [batch, {model.latent_dim}]",
+    )
+
+
+def _vae_decode_function(model) -> ExportFunction:
+    def body(latent, modes_vector, rebracketing_vector):
+        condition = model.condition_embedding(modes_vector, rebracketing_vector, training=False)
+        decoded = model.decoder({"latent": latent, "condition": condition})
+        return {"note_probabilities": ops.sigmoid(decoded["note_logits"]), "velocity": decoded["velocity"]}
+
+    latent = TensorSpec("latent", (None, model.latent_dim), "float32", "latent vector (prior: N(0, I))")
+    return ExportFunction(
+        name="decode",
+        inputs=(latent, *CONDITION_SPECS),
+        outputs=("note_probabilities", "velocity"),
+        body=body,
+        description="per-cell note probability and velocity [batch, pitches, frames]; turning probabilities into "
+        "notes (ConditionalVAE.decode's `decoding`) is left to the caller",
+    )
+
+
+# === Diffusion ===
+
+
+def _denoise_function(model) -> ExportFunction:
+    def body(sample, timestep, modes_vector, rebracketing_vector):
+        condition = model.condition_vector(modes_vector, rebracketing_vector, training=False)
+        output = model.denoiser({"sample": sample, "timestep": timestep, "condition": condition}, training=False)
+        return {"output": output}
+
+    shape = (None, model.num_pitches, model.num_frames)
+    return ExportFunction(
+        name="denoise",
+        inputs=(
+            TensorSpec("sample", shape, "float32", "noisy roll x_t (clean rolls live in [-1, 1]: 2 * velocity - 1)"),
+            TensorSpec("timestep", (None,), "int32", f"training timestep per row, in [0, {model.num_train_timesteps})"),
+            *CONDITION_SPECS,
+        ),
+        outputs=("output",),
+        body=body,
+        description=f"one denoiser evaluation; the output is the {model.prediction_type!r} prediction. All-zero modes "
+        "and rebracketing give the unconditional output used by classifier-free guidance",
+    )
+
+
+def _generate_function(model, num_steps) -> ExportFunction:
+    from chroma_keras.generation.sampling_noise import step_noise
+
+    steps = model.num_inference_steps if num_steps is None else num_steps
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= model.num_train_timesteps:
+        raise ExportError(
+            f"export: num_steps of the generate function must be an integer in [1, {model.num_train_timesteps}]. "
+            f"Received: num_steps={steps!r}"
+        )
+    steps = int(steps)
+    scheduler = model.make_scheduler()
+    scheduler.timesteps(steps)  # validates the step count against the spacing
+    guidance_scale = float(model.guidance_scale)
+
+    def body(modes_vector, rebracketing_vector, seed):
+        batch = ops.shape(modes_vector)[0]
+        shape = (batch, model.num_pitches, model.num_frames)
+        conditions = model.condition_vector(modes_vector, rebracketing_vector)
+        if guidance_scale != 1.0:
+            unconditional = model.condition_vector(ops.zeros_like(modes_vector), ops.zeros_like(rebracketing_vector))
+            conditions = ops.concatenate([conditions, unconditional], axis=0)
+        loop_body = model._loop_body(scheduler, steps, guidance_scale, shape)
+        sample = step_noise(shape, seed, 0)
+        sample = ops.fori_loop(0, steps, lambda i, x: loop_body(i, x, conditions, seed), sample)
+        velocities = ops.clip((sample + 1.0) / 2.0, 0.0, 1.0)
+        rolls = ops.where(velocities > model.note_threshold, velocities, ops.zeros_like(velocities))
+        return {"velocities": velocities, "piano_roll": rolls}
+
+    return ExportFunction(
+        name="generate",
+        inputs=(*CONDITION_SPECS, TensorSpec("seed", (), "int64", "integer seed of the initial and per-step noise")),
+        outputs=("velocities", "piano_roll"),
+        body=body,
+        description=f"the whole {model.scheduler_name} sampling loop, {steps} steps, guidance scale {guidance_scale}: "
+        "raw velocities and the roll with cells below note_threshold silenced, [batch, pitches, frames]; equals "
+        "PianoRollDiffusion.generate(..., seed=seed) under TensorFlow",
+        formats=("savedmodel",),
+    )
+

@@ -7,7 +7,7 @@ from chroma_keras.evaluation.chromatic_consistency import (
     colour_recognition,
     reference_recognition,
 )
-from chroma_keras.evaluation.frechet import FrechetResult, frechet_distance, frechet_distance_from_moments
+from chroma_keras.evaluation.frechet import FrechetResult, frechet_distance, frechet_distance_from_moments, frechet_interval
 from chroma_keras.evaluation.intervals import Estimate, bootstrap_interval
 from chroma_keras.evaluation.reconstruction import note_metrics, piano_roll_notes, spectral_distance
 from chroma_keras.evaluation.symbolic import (
@@ -28,6 +28,7 @@ __all__ = [
     "colour_recognition",
     "frechet_distance",
     "frechet_distance_from_moments",
+    "frechet_interval",
     "intra_class_variance",
     "mean_pairwise_distance",
     "note_metrics",

@@ -70,8 +70,15 @@ def _frechet_row(name, real, generated, seed):
         except ModelInputError as exc:
             return {"embedding": name, "value": None, "fd_inf": None, "detail": str(exc), "dim": real.shape[1]}
         detail = f"{result}; too few samples for FD∞"
-        return {"embedding": name, "value": result.value, "fd_inf": None, "detail": detail, "dim": result.dim}
-    return {"embedding": name, "value": result.value, "fd_inf": result.fd_inf, "detail": str(result), "dim": result.dim}
+        return {"embedding": name, "value": result.value, "fd_inf": None, "detail": detail, "dim": result.dim, "interval": _fd_interval(real, generated, seed)}
+    return {"embedding": name, "value": result.value, "fd_inf": result.fd_inf, "detail": str(result), "dim": result.dim, "interval": _fd_interval(real, generated, seed)}
+
+
+def _fd_interval(real, generated, seed) -> str:
+    from chroma_keras.evaluation.frechet import frechet_interval
+
+    estimate = frechet_interval(real, generated, seed=seed)
+    return f"[{estimate.low:.4g}, {estimate.high:.4g}]"
 
 
 def _pca_2d(points: np.ndarray) -> np.ndarray:
@@ -180,7 +187,6 @@ def evaluation_report(
         fit_rolls_to_spec,
         reference_recognition,
     )
-    from chroma_keras.evaluation.symbolic import mean_pairwise_distance
     from chroma_keras.generation.sample_files import piano_roll_image
     from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
@@ -278,13 +284,14 @@ def evaluation_report(
         '<img src="confusion.png" alt="confusion matrix of the generated segments">',
         "<h2>Fréchet distance, real vs generated</h2>",
         _table(
-            ["embedding", "dim", "FD", "FD∞", "detail"],
+            ["embedding", "dim", "FD", "FD∞", "95% bootstrap CI of FD", "detail"],
             [
                 (
                     r["embedding"],
                     r["dim"],
                     "refused" if r["value"] is None else f"{r['value']:.4g}",
                     "" if r["fd_inf"] is None else f"{r['fd_inf']:.4g}",
+                    r.get("interval", ""),
                     r["detail"],
                 )
                 for r in frechet
@@ -295,9 +302,9 @@ def evaluation_report(
             ["statistic", "real", "generated"],
             [(n, _estimate(stats_real[n], seed), _estimate(stats_generated[n], seed)) for n in stat_names],
         ),
-        "<p>Diversity (mean pairwise distance of the standardised statistics): real "
-        f"{mean_pairwise_distance(_standardise(features_real, features_real)):.3f}, generated "
-        f"{mean_pairwise_distance(_standardise(features_generated, features_real)):.3f}.</p>",
+        "<p>Diversity (mean pairwise distance of the standardised statistics, 95% bootstrap CI over segments): real "
+        f"{_diversity(_standardise(features_real, features_real), seed)}, generated "
+        f"{_diversity(_standardise(features_generated, features_real), seed)}.</p>",
         f"<h2>Projection</h2><p>{html.escape(projection_title)}; coordinates in projection.csv.</p>",
         '<img src="projection.png" alt="2-D projection coloured by colour">',
         "<h2>Piano rolls</h2><p>Pitch up, time to the right, darker = louder.</p>",
@@ -309,6 +316,17 @@ def evaluation_report(
     path = out / "report.html"
     path.write_text("\n".join(parts) + "\n")
     return path
+
+
+def _diversity(features, seed, num_resamples: int = 200) -> str:
+    """Mean pairwise distance with a percentile bootstrap interval over resampled segments."""
+    from chroma_keras.evaluation.symbolic import mean_pairwise_distance
+
+    value = mean_pairwise_distance(features)
+    rng = np.random.default_rng(seed)
+    draws = [mean_pairwise_distance(features[rng.integers(0, len(features), len(features))]) for _ in range(num_resamples)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def _standardise(features, reference):

@@ -71,3 +71,20 @@ def test_refuses_too_few_samples_and_bad_input():
         frechet_distance(rng.standard_normal((50, 4)), np.full((50, 4), np.nan))
     with pytest.raises(ModelInputError, match=r"\[num_samples, dim\]"):
         frechet_distance(np.zeros(5), np.zeros(5))
+
+
+def test_bootstrap_interval_of_the_distance_covers_a_closed_form_case():
+    from chroma_keras.evaluation.frechet import frechet_interval
+
+    rng = np.random.default_rng(0)
+    # Same covariance, means 2 apart on one axis: the population distance is exactly 4.
+    real = rng.normal(size=(400, 2))
+    generated = rng.normal(size=(400, 2)) + np.array([2.0, 0.0])
+    estimate = frechet_interval(real, generated, seed=0)
+    assert estimate.low < 4.0 < estimate.high and estimate.high - estimate.low < 1.5
+    assert estimate.value == pytest.approx(frechet_distance(real, generated).value)
+    assert frechet_interval(real, generated, seed=0) == estimate  # seeded
+    with pytest.raises(ModelInputError, match="confidence must be in"):
+        frechet_interval(real, generated, confidence=1.5)
+    with pytest.raises(ModelInputError, match="too few"):
+        frechet_interval(real[:2], generated[:2])

@@ -65,6 +65,10 @@ def test_report_figures_match_the_evaluation_functions(runs, tmp_path, capsys):
     stats_real, stats_generated = _statistics(real, loaded.roll_spec()), _statistics(generated, loaded.roll_spec())
     expected = frechet_distance(np.stack(list(stats_real.values()), 1), np.stack(list(stats_generated.values()), 1))
     assert f"<td>symbolic statistics</td><td>5</td><td>{expected.value:.4g}</td>" in page
+    from chroma_keras.evaluation.frechet import frechet_interval
+
+    interval = frechet_interval(np.stack(list(stats_real.values()), 1), np.stack(list(stats_generated.values()), 1), seed=0)
+    assert f"<td>[{interval.low:.4g}, {interval.high:.4g}]</td>" in page
     # 512-wide scorer embeddings on a few dozen segments: refused, with the reason, not printed.
     assert "<td>scorer embedding</td><td>512</td><td>refused</td>" in page and "too few for 512-dimensional" in page
 

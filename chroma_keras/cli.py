@@ -63,7 +63,7 @@ def _cmd_train(args) -> int:
     from chroma_keras.demo import train_on_corpus
     from chroma_keras.errors import ModelInputError
     from chroma_keras.training.best_checkpoint import WEIGHTS_FILE as BEST_WEIGHTS
-    from chroma_keras.training.best_checkpoint import BestCheckpoint
+    from chroma_keras.training.best_checkpoint import best_folder
     from chroma_keras.training.distribution import use_devices
     from chroma_keras.training.run_backup import RunBackup
     from chroma_keras.training.run_summary import training_summary
@@ -119,7 +119,7 @@ def _cmd_train(args) -> int:
     verbose = 1 if sys.stdout.isatty() else 2
     train_on_corpus(model, data, epochs=epochs, verbose=verbose, callbacks=callbacks, best_checkpoint_dir=checkpoints)
     model_dir = zoo.save_to_preset(model, out / "model")
-    best = BestCheckpoint(checkpoints, "", "min").best_folder()
+    best = best_folder(checkpoints)
     if best is not None:
         model.load_weights(str(best / BEST_WEIGHTS))
         zoo.save_to_preset(model, out / "best")

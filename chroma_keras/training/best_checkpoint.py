@@ -44,8 +44,7 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def best_folder(self) -> pathlib.Path | None:
         """The published folder of the best epoch so far, or None before the first save."""
-        folders = published_epochs(self.directory, PREFIX)
-        return folders[-1] if folders else None
+        return best_folder(self.directory)
 
     def record(self) -> dict | None:
         """The stored best ``{monitor, mode, value, epoch}``, or None before the first save."""
@@ -80,3 +79,9 @@ class BestCheckpoint(keras.callbacks.Callback):
 
         publish_epoch(self.directory, PREFIX, epoch + 1, write)
         self.best_value, self.best_epoch = value, epoch + 1
+
+
+def best_folder(directory) -> pathlib.Path | None:
+    """The published ``best-epoch-NNNNN`` folder in ``directory``, or None when no epoch was saved."""
+    folders = published_epochs(pathlib.Path(directory), PREFIX)
+    return folders[-1] if folders else None

@@ -1,5 +1,8 @@
 """Per-modality gradient norms: parameter gradients against a closed form, the imbalance warning, the preset key."""
 
+import importlib.util
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -30,25 +33,11 @@ def test_parameter_gradients_match_the_closed_form_of_a_linear_least_squares():
     np.testing.assert_allclose(grads[1], 2.0 / residual.size * residual.sum(axis=0), rtol=1e-5, atol=1e-7)
 
 
-SMALL_LATE = {
-    "model.text_encoder.num_layers": 1,
-    "model.text_encoder.num_heads": 2,
-    "model.text_encoder.hidden_dim": 16,
-    "model.text_encoder.transformer_dim": 16,
-    "model.text_encoder.intermediate_dim": 32,
-    "model.text_encoder.max_sequence_length": 32,
-    "model.midi_encoder.hidden_dim": 16,
-    "model.midi_encoder.filters": [4, 4, 4],
-    "model.audio_encoder.hidden_dim": 16,
-    "model.audio_encoder.filters": [4, 4],
-    "model.audio_encoder.n_mels": 16,
-    "model.audio_encoder.n_fft": 256,
-    "model.audio_encoder.hop_length": 128,
-    "preprocessing.audio.duration": 1.0,
-    "model.scorer.fusion_dim": 16,
-    "model.scorer.head_dim": 16,
-    "preprocessing.midi.piano_roll.num_frames": 16,
-}
+# The export tests' tiny late-fusion scorer: every encoder kind, small enough for a gradient probe.
+_spec = importlib.util.spec_from_file_location("export_cases", pathlib.Path(__file__).parents[1] / "export" / "export_cases.py")
+_cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_cases)
+SMALL_LATE = _cases.TINY["scorer_late_fusion"]
 
 
 def _labelled_midi_batch(model, n=4):

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from chroma_keras.errors import ChromaKerasError
+from chroma_keras.errors import CheckpointError, ChromaKerasError
 
 
 def _cmd_presets(args) -> int:
@@ -349,6 +349,24 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_convert(args) -> int:
+    from chroma_keras import pretrained
+
+    out = pathlib.Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise CheckpointError(f"--out {out}: the directory is not empty; pass --overwrite to replace its content.")
+    keras_model, config, metadata = pretrained.convert_checkpoint(
+        args.model, args.checkpoint, config=args.config, preset=args.preset
+    )
+    pretrained.save_converted(keras_model, out, args.model, config, metadata)
+    print(
+        f"converted {args.model} from {args.checkpoint}: {metadata['tensors_copied']} tensors, "
+        f"{keras_model.count_params():,} parameters (config: {metadata['config_source']})"
+    )
+    print(f"wrote {out} (load it with chroma_keras.from_preset({str(out)!r}))")
+    return 0
+
+
 def _overrides(args) -> dict:
     """The ``--set KEY=VALUE`` options as ``from_preset`` keyword arguments (dotted keys)."""
     from chroma_keras import config
@@ -516,6 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the content of a non-empty --out")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("convert", help="convert a published checkpoint (safetensors / PyTorch, local files) to Keras weights")
+    p.add_argument("--model", required=True, help="architecture: wav2vec2, clap_audio, encodec or minilm")
+    p.add_argument("--checkpoint", required=True, help="a .safetensors / .bin / .pt / .th file or a Hugging Face model directory")
+    p.add_argument("--out", required=True, help="directory to write (config.json, model.weights.h5, metadata.json)")
+    p.add_argument("--config", default=None, help="the checkpoint's config.json (default: the one next to the checkpoint)")
+    p.add_argument("--preset", default=None, help="take the config from this pretrained preset instead")
+    p.add_argument("--overwrite", action="store_true", help="replace the content of a non-empty --out")
+    p.set_defaults(func=_cmd_convert)
     return parser
 
 

@@ -46,3 +46,19 @@ class DeviceError(ChromaKerasError, ValueError):
 class ExportError(ChromaKerasError, ValueError):
     """A model cannot be exported as asked: wrong backend for the format, an unknown
     format or function, or a model the format cannot express."""
+
+
+class CheckpointError(ChromaKerasError, ValueError):
+    """A pretrained checkpoint cannot be read or does not fit the architecture.
+
+    Attributes:
+        missing: tensor names the architecture needs that the checkpoint lacks.
+        unexpected: tensor names in the checkpoint that the architecture does not use.
+        mis_shaped: ``(name, checkpoint_shape, expected_shape)`` for tensors of the wrong shape.
+    """
+
+    def __init__(self, message="", missing=(), unexpected=(), mis_shaped=()):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mis_shaped = list(mis_shaped)

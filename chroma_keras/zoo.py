@@ -130,12 +130,17 @@ def from_preset(name_or_path, load_weights: bool = True, weights=None, **overrid
     """Build a model from a built-in preset name, a YAML file or a saved preset directory.
 
     Args:
-        name_or_path: ``"cvae_chromatic"``, a path to a ``.yaml`` file, or a
-            directory written by :func:`save_to_preset`.
+        name_or_path: ``"cvae_chromatic"``, a path to a ``.yaml`` file, a
+            directory written by :func:`save_to_preset`, a pretrained backbone
+            preset (``"encodec_24khz"``, see :mod:`chroma_keras.pretrained`) or a
+            directory written by ``chroma-keras convert``.
         load_weights: load the preset's weights when it has them (a saved preset
             directory, or a built-in preset that ships weights). False gives a
             freshly initialised model of the same architecture.
-        weights: path of a ``.weights.h5`` file to load instead.
+        weights: path of a ``.weights.h5`` file to load instead; for a
+            pretrained backbone preset also a published checkpoint
+            (safetensors / PyTorch file or Hugging Face directory), converted
+            on load.
         **overrides: preset overrides, e.g. ``latent_dim=16``,
             ``**{"model.vae.beta": 0.5}`` or ``model__vae__beta=0.5``.
 
@@ -149,6 +154,9 @@ def from_preset(name_or_path, load_weights: bool = True, weights=None, **overrid
     >>> model.generate(condition="Red", num_samples=2, seed=0).shape
     (2, 72, 128)
     """
+    pretrained = _pretrained_model(name_or_path, load_weights, weights, overrides)
+    if pretrained is not None:
+        return pretrained
     path = preset_config.resolve_preset_path(name_or_path)
     config = preset_config.load_preset_config(name_or_path, overrides=overrides or None)
     model = build_model(config, source=str(path))
@@ -166,6 +174,23 @@ def from_preset(name_or_path, load_weights: bool = True, weights=None, **overrid
             ) from exc
     model.preset_path = str(path)
     return model
+
+
+def _pretrained_model(name_or_path, load_weights, weights, overrides):
+    """A pretrained backbone when ``name_or_path`` names one (or a converted directory), else None."""
+    from chroma_keras import pretrained
+
+    is_directory = pretrained.is_converted_directory(name_or_path)
+    if not is_directory and str(name_or_path) not in pretrained.pretrained_presets():
+        return None
+    if overrides:
+        raise PresetError(
+            f"{str(name_or_path)!r} is a pretrained backbone: it takes no preset overrides "
+            f"(received {sorted(overrides)}); its config comes from the checkpoint."
+        )
+    if is_directory:
+        return pretrained.load_converted(name_or_path, load_weights=load_weights)
+    return pretrained.load_pretrained(name_or_path, weights=weights if load_weights else None)
 
 
 def save_to_preset(model, directory) -> pathlib.Path:

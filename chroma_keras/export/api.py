@@ -15,6 +15,10 @@ FORMATS = {
     "torchscript": ("torch", "torch.jit.load (.pt)"),
     "onnx": ("torch", "onnxruntime.InferenceSession (.onnx)"),
 }
+# A generator export gets a runtime-only sampling script (chroma_keras/export/sample_runner.py)
+# when it holds the function that script loops: the VAE's decode or the diffusion step.
+RUNNER_FILENAME = "sample.py"
+RUNNER_FUNCTIONS = ("decode", "step")
 
 
 @dataclasses.dataclass
@@ -153,7 +157,10 @@ def export_model(model_or_preset, out_dir, format: str, functions=None, num_step
     except ExportError:
         shutil.rmtree(out_dir)  # it was empty before: leave no partial export behind
         raise
-    manifest = build_manifest(model, format, selected, files, keras.config.backend())
+    manifest = build_manifest(model, format, selected, files, keras.config.backend(), num_steps=num_steps)
+    if any(name in manifest["functions"] for name in RUNNER_FUNCTIONS):
+        shutil.copyfile(pathlib.Path(__file__).with_name("sample_runner.py"), out_dir / RUNNER_FILENAME)
+        manifest["runner"] = RUNNER_FILENAME
     manifest_path = write_manifest(manifest, out_dir)
     return ExportResult(out_dir, format, {k: out_dir / v for k, v in files.items()}, manifest_path, manifest, selected)
 

@@ -17,7 +17,7 @@ MANIFEST_FILENAME = "manifest.json"
 MANIFEST_VERSION = 1
 
 
-def build_manifest(model, format: str, functions, files: dict[str, str], backend: str) -> dict:
+def build_manifest(model, format: str, functions, files: dict[str, str], backend: str, num_steps: int | None = None) -> dict:
     """The manifest of an export (a JSON-serialisable dict).
 
     Args:
@@ -26,6 +26,7 @@ def build_manifest(model, format: str, functions, files: dict[str, str], backend
         functions: the exported :class:`~chroma_keras.export.signature.ExportFunction` s.
         files: ``{function name: path relative to the export directory}``.
         backend: the Keras backend the export was written from.
+        num_steps: sampler steps of a diffusion model's ``step`` / ``generate`` functions.
     """
     import keras
 
@@ -50,7 +51,7 @@ def build_manifest(model, format: str, functions, files: dict[str, str], backend
             }
             for function in functions
         },
-        "settings": model_settings(model),
+        "settings": model_settings(model, num_steps),
     }
 
 

@@ -48,20 +48,29 @@ def model_functions(model, num_steps: int | None = None) -> dict[str, ExportFunc
     if isinstance(model, ConditionalVAE):
         return {"encode": _vae_encode_function(model), "decode": _vae_decode_function(model)}
     if isinstance(model, PianoRollDiffusion):
-        return {"denoise": _denoise_function(model), "generate": _generate_function(model, num_steps)}
+        return {
+            "denoise": _denoise_function(model),
+            "step": _step_function(model, num_steps),
+            "generate": _generate_function(model, num_steps),
+        }
     raise ExportError(
         f"export: {type(model).__name__} is not a chroma_keras zoo model; expected a Scorer, ConditionalVAE or "
         "PianoRollDiffusion (from chroma_keras.from_preset)."
     )
 
 
-def model_settings(model) -> dict:
+def model_settings(model, num_steps: int | None = None) -> dict:
     """What a server needs besides the exported functions, written to the manifest's ``settings``.
 
     Piano-roll geometry for every piano-roll model; for diffusion also the forward process
     (``alphas_cumprod``), the sampler's configuration and its default timestep grid, so a
-    runtime holding only ``denoise`` can write the sampling loop. Empty for other models.
+    runtime holding only ``denoise`` can write the sampling loop, and the grid of the
+    exported ``step`` function (``num_steps`` of them). For generators, the portable noise
+    convention, the condition vector of every colour and the decoding settings that the
+    ``sample.py`` runner uses. Empty for other models.
     """
+    from chroma_keras.generation.portable_noise import CONVENTION
+
     settings = {}
     if hasattr(model, "num_pitches"):
         settings["piano_roll"] = {
@@ -85,7 +94,46 @@ def model_settings(model) -> dict:
             "guidance_scale": model.guidance_scale,
             "note_threshold": model.note_threshold,
         }
+        steps = _checked_steps(model, num_steps)
+        settings["step"] = {
+            "num_steps": steps,
+            "timesteps": [int(t) for t in scheduler.timesteps(steps)],
+            "stochastic": bool(model.is_stochastic(scheduler)),
+        }
+    if hasattr(model, "latent_dim"):
+        settings["vae"] = {
+            "latent_dim": model.latent_dim,
+            "temperature": float(model.temperature),
+            "decoding": model.decoding,
+            "threshold": float(model.threshold),
+        }
+    if "piano_roll" in settings and ("vae" in settings or "diffusion" in settings):
+        settings["noise"] = CONVENTION
+        settings["conditions"] = _condition_table()
     return settings
+
+
+def _condition_table() -> dict:
+    """``{colour name: modes vector}`` for every colour, plus ``"none"`` (unconditional)."""
+    from chroma_keras import conditioning
+
+    table = {"none": [0.0] * modes.MODE_VECTOR_SIZE}
+    for name in modes.COLOUR_NAMES:
+        vector = conditioning.condition_arrays(name, 1)[keys.MODES][0]
+        table[name] = [float(v) for v in vector]
+    return table
+
+
+def _checked_steps(model, num_steps) -> int:
+    steps = model.num_inference_steps if num_steps is None else num_steps
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= model.num_train_timesteps:
+        raise ExportError(
+            f"export: num_steps of the sampling functions must be an integer in [1, {model.num_train_timesteps}]. "
+            f"Received: num_steps={steps!r}"
+        )
+    steps = int(steps)
+    model.make_scheduler().timesteps(steps)  # validates the step count against the spacing
+    return steps
 
 
 # === Scorer ===
@@ -214,18 +262,42 @@ def _denoise_function(model) -> ExportFunction:
     )
 
 
+def _step_function(model, num_steps) -> ExportFunction:
+    steps = _checked_steps(model, num_steps)
+    scheduler = model.make_scheduler()
+    guidance_scale = float(model.guidance_scale)
+    step = model.sampling_step(scheduler, steps, guidance_scale)
+
+    def body(sample, step_index, noise, modes_vector, rebracketing_vector):
+        conditions = model.condition_vector(modes_vector, rebracketing_vector)
+        if guidance_scale != 1.0:
+            unconditional = model.condition_vector(ops.zeros_like(modes_vector), ops.zeros_like(rebracketing_vector))
+            conditions = ops.concatenate([conditions, unconditional], axis=0)
+        return {"next_sample": step(step_index, sample, conditions, noise)}
+
+    shape = (None, model.num_pitches, model.num_frames)
+    return ExportFunction(
+        name="step",
+        inputs=(
+            TensorSpec("sample", shape, "float32", "the current sample (x_T for step_index 0)"),
+            TensorSpec("step_index", (), "int32", f"index into settings.step.timesteps, in [0, {steps})"),
+            TensorSpec("noise", shape, "float32", "N(0, I) noise of this step (ignored by deterministic samplers)"),
+            *CONDITION_SPECS,
+        ),
+        # Not "sample": ONNX graph inputs and outputs share one namespace.
+        outputs=("next_sample",),
+        body=body,
+        description=f"one {model.scheduler_name} sampling step of a {steps}-step run with guidance scale {guidance_scale} "
+        "(denoiser, guidance and scheduler update): the sample at the next timestep of settings.step.timesteps. "
+        "The sample.py runner next to the export loops it",
+    )
+
+
 def _generate_function(model, num_steps) -> ExportFunction:
     from chroma_keras.generation.sampling_noise import step_noise
 
-    steps = model.num_inference_steps if num_steps is None else num_steps
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= model.num_train_timesteps:
-        raise ExportError(
-            f"export: num_steps of the generate function must be an integer in [1, {model.num_train_timesteps}]. "
-            f"Received: num_steps={steps!r}"
-        )
-    steps = int(steps)
+    steps = _checked_steps(model, num_steps)
     scheduler = model.make_scheduler()
-    scheduler.timesteps(steps)  # validates the step count against the spacing
     guidance_scale = float(model.guidance_scale)
 
     def body(modes_vector, rebracketing_vector, seed):

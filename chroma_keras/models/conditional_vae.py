@@ -10,6 +10,7 @@ from keras import ops
 from chroma_keras import conditioning
 from chroma_keras.data import keys
 from chroma_keras.errors import ModelInputError
+from chroma_keras.generation.portable_noise import NOISE_MODES, portable_normal
 from chroma_keras.layers import ChromaticConditionEmbedding, Reparameterization
 from chroma_keras.models.pianoroll_generator import PianoRollGeneratorMixin
 from chroma_keras.models.pianoroll_vae_decoder import PianoRollVAEDecoder
@@ -356,10 +357,21 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         rolls = np.where(sounding, np.clip(velocity, 1.0 / 127.0, 1.0), 0.0).astype(np.float32)
         return (rolls, probabilities) if return_probabilities else rolls
 
-    def sample_latents(self, num_samples, seed=None, temperature=1.0):
-        """Draw ``num_samples`` latents from the prior ``N(0, temperature^2 I)`` (seeded)."""
+    def sample_latents(self, num_samples, seed=None, temperature=1.0, noise="backend"):
+        """Draw ``num_samples`` latents from the prior ``N(0, temperature^2 I)`` (seeded).
+
+        ``noise="portable"`` draws them with NumPy keyed by ``(seed, 0)``
+        (:mod:`chroma_keras.generation.portable_noise`), the same in every backend and
+        in the ``sample.py`` runner next to an export; ``"backend"`` uses ``keras.random``.
+        """
         if temperature <= 0:
             raise ModelInputError(f"temperature must be > 0. Received: temperature={temperature}")
+        if noise not in NOISE_MODES:
+            raise ModelInputError(f"noise must be one of {list(NOISE_MODES)}. Received: noise={noise!r}")
+        if noise == "portable":
+            if seed is None:
+                raise ModelInputError("noise='portable' needs an integer seed. Received: seed=None")
+            return portable_normal(seed, 0, (num_samples, self.latent_dim)) * np.float32(temperature)
         z = keras.random.normal((num_samples, self.latent_dim), seed=seed)
         return keras.ops.convert_to_numpy(z) * float(temperature)
 
@@ -372,6 +384,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         threshold=None,
         rebracketing=None,
         decoding=None,
+        noise="backend",
     ):
         """Sample new piano rolls for a condition.
 
@@ -388,13 +401,15 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             rebracketing: rebracketing values, e.g. ``{"rebracketing_intensity": 8.0}``.
             decoding: ``expected_count``, ``threshold`` or ``bernoulli`` (see
                 :func:`notes_from_probabilities`; default: the preset's).
+            noise: ``"backend"`` (``keras.random``) or ``"portable"`` (NumPy keyed by
+                the seed: what an export's ``sample.py`` draws, the same on every backend).
 
         Returns:
             NumPy array ``[num_samples, pitches, frames]``, velocities in [0, 1].
         """
         conditioning.condition_arrays(condition, num_samples, rebracketing)  # validate before sampling
         temperature = self.temperature if temperature is None else temperature
-        z = self.sample_latents(num_samples, seed=seed, temperature=temperature)
+        z = self.sample_latents(num_samples, seed=seed, temperature=temperature, noise=noise)
         return self.decode(z, condition, rebracketing, threshold=threshold, decoding=decoding, seed=seed)
 
     def reconstruct(self, piano_rolls, condition=None, rebracketing=None, threshold=None, decoding=None):

@@ -20,6 +20,7 @@ from chroma_keras import conditioning
 from chroma_keras.data import keys
 from chroma_keras.errors import ModelInputError
 from chroma_keras.generation.guidance import input_gradient
+from chroma_keras.generation.portable_noise import NOISE_MODES, portable_normal
 from chroma_keras.generation.sampling_noise import step_noise
 from chroma_keras.generation.schedulers import DDIMScheduler, DDPMScheduler, NoiseSchedule
 from chroma_keras.layers import ChromaticConditionEmbedding
@@ -214,10 +215,11 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
         """Denoiser output with classifier-free guidance (``conditions`` stacks conditional then unconditional)."""
         batch = ops.shape(sample)[0]
         if guidance_scale == 1.0:
-            t = ops.full((batch,), timestep, "int32")
+            # broadcast rather than ops.full: a traced export keeps a tensor timestep an input.
+            t = ops.broadcast_to(ops.cast(timestep, "int32"), (batch,))
             return self.denoiser({"sample": sample, "timestep": t, "condition": conditions[:batch]})
         doubled = ops.concatenate([sample, sample], axis=0)
-        t = ops.full((2 * batch,), timestep, "int32")
+        t = ops.broadcast_to(ops.cast(timestep, "int32"), (2 * batch,))
         output = self.denoiser({"sample": doubled, "timestep": t, "condition": conditions})
         conditional, unconditional = output[:batch], output[batch:]
         return unconditional + guidance_scale * (conditional - unconditional)
@@ -231,24 +233,57 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
         x0 = ops.clip(x0 + scale * gradient, -1.0, 1.0)
         return self.schedule.output_for_original(x0, sample, timestep)
 
-    def _loop_body(self, scheduler, num_steps, guidance_scale, shape, classifier=None):
-        """One sampling step ``body(i, sample, conditions, seed)``; ``classifier`` is ``(guidance_fn, scale)`` or None."""
+    @staticmethod
+    def is_stochastic(scheduler) -> bool:
+        """Whether a sampling step draws noise (DDPM, or DDIM with ``eta > 0``)."""
+        return isinstance(scheduler, DDPMScheduler) or scheduler.eta > 0
+
+    def sampling_step(self, scheduler, num_steps, guidance_scale, classifier=None):
+        """One sampling step with its noise given: ``step(i, sample, conditions, noise) -> sample``.
+
+        ``i`` is the index into the ``num_steps`` timestep grid (a Python int or an
+        int tensor); ``conditions`` stacks conditional then unconditional condition
+        vectors when ``guidance_scale != 1``; ``noise`` is ignored by deterministic samplers.
+        """
         grid = scheduler.timesteps(num_steps)
         previous = np.append(grid[1:], -1).astype(np.int32)
         grid_tensor = ops.convert_to_tensor(grid, "int32")
         previous_tensor = ops.convert_to_tensor(previous, "int32")
-        stochastic = isinstance(scheduler, DDPMScheduler) or scheduler.eta > 0
 
-        def body(i, sample, conditions, seed):
+        def step(i, sample, conditions, noise):
             t, prev_t = grid_tensor[i], previous_tensor[i]
             output = self._guided_output(sample, t, conditions, guidance_scale)
             if classifier is not None:
                 output = self._apply_classifier(output, sample, t, *classifier)
-            noise = step_noise(shape, seed, i + 1) if stochastic else ops.zeros(shape)
             sample, _ = scheduler.step(output, t, sample, num_inference_steps=num_steps, prev_timestep=prev_t, noise=noise)
             return sample
 
+        return step
+
+    def _loop_body(self, scheduler, num_steps, guidance_scale, shape, classifier=None):
+        """One sampling step ``body(i, sample, conditions, seed)`` drawing its noise from the backend's
+        stateless generator; ``classifier`` is ``(guidance_fn, scale)`` or None."""
+        step = self.sampling_step(scheduler, num_steps, guidance_scale, classifier)
+        stochastic = self.is_stochastic(scheduler)
+
+        def body(i, sample, conditions, seed):
+            noise = step_noise(shape, seed, i + 1) if stochastic else ops.zeros(shape)
+            return step(i, sample, conditions, noise)
+
         return body
+
+    def _portable_loop(self, scheduler, num_steps, guidance_scale, shape, classifier=None):
+        """An eager loop whose noise comes from :func:`portable_normal` (what an export's ``sample.py`` draws)."""
+        step = self.sampling_step(scheduler, num_steps, guidance_scale, classifier)
+        stochastic = self.is_stochastic(scheduler)
+
+        def run(sample, conditions, seed):
+            for i in range(num_steps):
+                noise = portable_normal(seed, i + 1, shape) if stochastic else np.zeros(shape, np.float32)
+                sample = step(i, sample, conditions, ops.convert_to_tensor(noise))
+            return sample
+
+        return run
 
     @staticmethod
     def _eager_loop(body, num_steps):
@@ -301,6 +336,7 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
         classifier_guidance=None,
         classifier_scale=1.0,
         return_velocities=False,
+        noise="backend",
     ):
         """Sample piano rolls for a condition.
 
@@ -320,6 +356,11 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
                 predicted clean roll moves up its gradient. The loop then runs eagerly.
             classifier_scale: step size of classifier guidance.
             return_velocities: return the raw velocities ``(x0 + 1) / 2`` instead of rolls with notes thresholded.
+            noise: ``"backend"`` draws the Gaussians from the backend's stateless generator
+                (the loop compiles); ``"portable"`` draws them from NumPy keyed by
+                ``(seed, step)`` (:mod:`chroma_keras.generation.portable_noise`), the same in
+                every backend and in the ``sample.py`` runner next to an export, at the cost
+                of an eager loop.
 
         Returns:
             NumPy array ``[num_samples, pitches, frames]``, velocities in [0, 1] (0 = silent).
@@ -342,10 +383,17 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
             conditions = ops.concatenate([conditional, unconditional], axis=0)
         else:
             conditions = conditional
+        if noise not in NOISE_MODES:
+            raise ModelInputError(f"noise must be one of {list(NOISE_MODES)}. Received: noise={noise!r}")
+        classifier = None if classifier_guidance is None else (classifier_guidance, float(classifier_scale))
+        if noise == "portable":
+            with _no_autograd():
+                loop = self._portable_loop(sampler, num_steps, guidance_scale, shape, classifier)
+                sample = loop(ops.convert_to_tensor(portable_normal(seed, 0, shape)), conditions, seed)
+            return self._velocities_or_rolls(sample, return_velocities)
         sample = step_noise(shape, seed, 0)
         with _no_autograd():
             if classifier_guidance is not None:
-                classifier = (classifier_guidance, float(classifier_scale))
                 body = self._loop_body(sampler, num_steps, guidance_scale, shape, classifier)
                 sample = self._eager_loop(body, num_steps)(sample, conditions, seed)
             else:
@@ -353,6 +401,9 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
                 if key not in self._compiled_loops:
                     self._compiled_loops = {key: self._compiled_loop(sampler, num_steps, guidance_scale, shape)}
                 sample = self._compiled_loops[key](sample, conditions, seed)
+        return self._velocities_or_rolls(sample, return_velocities)
+
+    def _velocities_or_rolls(self, sample, return_velocities):
         velocities = np.clip((ops.convert_to_numpy(sample).astype(np.float32) + 1.0) / 2.0, 0.0, 1.0)
         if return_velocities:
             return velocities

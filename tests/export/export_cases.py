@@ -130,6 +130,8 @@ def make_inputs(function, batch, seed):
             value = rng.integers(0, 100, shape)
         elif spec.name == "seed":
             value = np.int64(11)
+        elif spec.name == "step_index":
+            value = np.int32(1)
         elif spec.name == keys.TEXT_IDS:
             value = rng.integers(1, 257, shape)
         elif spec.name == keys.MIDI_TOKENS:
@@ -169,6 +171,18 @@ def live_outputs(model, name, inputs):
             {"sample": keras.ops.convert_to_tensor(inputs["sample"]), "timestep": keras.ops.convert_to_tensor(inputs["timestep"]), "condition": condition}
         )
         return {"output": keras.ops.convert_to_numpy(output)}
+    if name == "step":
+        scheduler = model.make_scheduler()
+        guidance = float(model.guidance_scale)
+        step = model.sampling_step(scheduler, model.num_inference_steps, guidance)
+        conditions = model.condition_vector(inputs[keys.MODES], inputs[keys.REBRACKETING])
+        if guidance != 1.0:
+            empty = conditioning.condition_arrays(None, batch)
+            unconditional = model.condition_vector(empty[keys.MODES], empty[keys.REBRACKETING])
+            conditions = keras.ops.concatenate([conditions, unconditional], axis=0)
+        tensor = keras.ops.convert_to_tensor
+        out = step(int(inputs["step_index"]), tensor(inputs["sample"]), conditions, tensor(inputs["noise"]))
+        return {"next_sample": keras.ops.convert_to_numpy(out)}
     if name == "generate":
         seed = int(inputs["seed"])
         kwargs = dict(condition=CONDITIONS[:batch], num_samples=batch, seed=seed, rebracketing=REBRACKETING)

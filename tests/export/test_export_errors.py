@@ -45,12 +45,12 @@ def test_unknown_function_and_generate_outside_savedmodel_are_refused():
         select_functions(model_functions(scorer), "onnx", ["generate"])
     diffusion = ck.from_preset("diffusion_pianoroll_chromatic", **cases.TINY["diffusion_pianoroll_chromatic"])
     available = model_functions(diffusion)
-    assert [f.name for f in select_functions(available, "savedmodel")] == ["denoise", "generate"]
-    assert [f.name for f in select_functions(available, "onnx")] == ["denoise"]
+    assert [f.name for f in select_functions(available, "savedmodel")] == ["denoise", "step", "generate"]
+    assert [f.name for f in select_functions(available, "onnx")] == ["denoise", "step"]
     for fmt in ("torch", "torchscript", "onnx"):
-        with pytest.raises(ExportError, match=r"'generate' function .* can only be exported as savedmodel; --format \S+ holds \['denoise'\]"):
+        with pytest.raises(ExportError, match=r"'generate' function .* can only be exported as savedmodel; --format \S+ holds \['denoise', 'step'\]"):
             select_functions(available, fmt, ["generate"])
-    with pytest.raises(ExportError, match=r"num_steps of the generate function must be an integer in \[1, 100\]"):
+    with pytest.raises(ExportError, match=r"num_steps of the sampling functions must be an integer in \[1, 100\]"):
         model_functions(diffusion, num_steps=0)
 
 

@@ -25,7 +25,7 @@ EXPECTED_FUNCTIONS = {
     "scorer_late_fusion": {"score"},
     "scorer_midi_only+music_transformer": {"score"},  # integer REMI token inputs
     "cvae_chromatic": {"encode", "decode"},
-    "diffusion_pianoroll_chromatic": {"denoise", "generate"},
+    "diffusion_pianoroll_chromatic": {"denoise", "step", "generate"},
 }
 
 

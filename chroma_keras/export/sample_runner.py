@@ -1,0 +1,186 @@
+"""Sample piano rolls from a VAE or diffusion export with its runtime alone (no chroma_keras, no Keras).
+
+``chroma-keras export`` copies this file into a VAE export (which holds ``decode``) or a
+diffusion export (which holds ``step``) as ``sample.py``. It needs NumPy and the export's
+runtime: TensorFlow for ``savedmodel``, torch for ``torch`` / ``torchscript``, onnxruntime for
+``onnx``. With the same seed it reproduces the live model's
+``generate(..., seed=seed, noise="portable")`` (within 1e-4): every Gaussian is drawn as
+``numpy.random.default_rng([seed, step]).standard_normal(shape, dtype=float32)`` (step 0 the
+initial draw, step i + 1 the noise of sampling step i), which any runtime can reproduce.
+
+Command line::
+
+    python sample.py --condition Red --num-samples 4 --seed 0 --out samples.npz
+
+From Python (after ``sys.path.insert(0, EXPORT_DIR)``)::
+
+    import sample
+    result = sample.sample(EXPORT_DIR, condition="Red", num_samples=4, seed=0)
+    result["piano_roll"]          # [4, pitches, frames], velocities in [0, 1], 0 = silent
+
+This file imports nothing from chroma_keras on purpose: it is what a server runs.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+REBRACKETING_SIZE_KEY = "rebracketing"
+
+
+def portable_normal(seed, step, shape):
+    """``N(0, I)`` float32 draw of ``shape`` for ``step`` of a run seeded with ``seed`` (the manifest's ``noise``)."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step)]).standard_normal(tuple(shape), dtype=np.float32)
+
+
+def load_function(export_dir, manifest, name):
+    """``run(*arrays) -> [arrays]`` calling exported function ``name`` in its format's runtime."""
+    entry = manifest["functions"][name]
+    names = [spec["name"] for spec in entry["inputs"]]
+    fmt = manifest["format"]
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        signature = tf.saved_model.load(str(export_dir / "savedmodel")).signatures[name]
+        return lambda *arrays: [
+            signature(**{n: tf.constant(a) for n, a in zip(names, arrays)})[k].numpy() for k in entry["outputs"]
+        ]
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(export_dir / entry["file"]), providers=["CPUExecutionProvider"])
+        return lambda *arrays: session.run(entry["outputs"], dict(zip(names, arrays)))
+    if fmt not in ("torch", "torchscript"):
+        raise SystemExit(f"sample.py: unknown export format {fmt!r} in manifest.json")
+    import torch
+
+    path = str(export_dir / entry["file"])
+    module = torch.export.load(path).module() if fmt == "torch" else torch.jit.load(path)
+
+    def run(*arrays):
+        with torch.no_grad():
+            outputs = module(*[torch.from_numpy(np.asarray(a)) for a in arrays])
+        outputs = outputs if isinstance(outputs, (tuple, list)) else [outputs]
+        return [value.numpy() for value in outputs]
+
+    return run
+
+
+def condition_arrays(manifest, condition, num_samples, modes=None, rebracketing=None):
+    """``(modes [n, 9], rebracketing [n, R])`` float32 for a colour name (or ``"none"``) or an explicit modes vector."""
+    settings = manifest["settings"]
+    table = settings["conditions"]
+    if modes is None:
+        key = "none" if condition is None else str(condition)
+        matches = [name for name in table if name.lower() == key.lower()]
+        if not matches:
+            raise SystemExit(f"sample.py: unknown condition {condition!r}; expected one of {list(table)} or --modes")
+        modes = table[matches[0]]
+    modes = np.asarray(modes, np.float32).reshape(1, -1)
+    if modes.shape[1] != len(table["none"]):
+        raise SystemExit(f"sample.py: --modes needs {len(table['none'])} values, got {modes.shape[1]}")
+    function = next(iter(manifest["functions"].values()))
+    width = next(spec["shape"][1] for spec in function["inputs"] if spec["name"] == REBRACKETING_SIZE_KEY)
+    rebracketing = np.zeros((1, width), np.float32) if rebracketing is None else np.asarray(rebracketing, np.float32).reshape(1, -1)
+    if rebracketing.shape[1] != width:
+        raise SystemExit(f"sample.py: --rebracketing needs {width} values, got {rebracketing.shape[1]}")
+    return np.repeat(modes, num_samples, axis=0), np.repeat(rebracketing, num_samples, axis=0)
+
+
+def notes_from_probabilities(probabilities, decoding, threshold, seed):
+    """Which cells sound: ``threshold`` (p > threshold), ``expected_count`` (the round(sum p) most probable cells
+    per roll) or ``bernoulli`` (NumPy generator seeded with ``seed``) — the VAE's decodings."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if decoding == "threshold":
+        return p > threshold
+    if decoding == "bernoulli":
+        return np.random.default_rng(seed).random(p.shape) < p
+    flat = p.reshape(len(p), -1)
+    counts = np.rint(flat.sum(axis=1)).astype(np.int64)
+    order = np.argsort(-flat, axis=1, kind="stable")
+    mask = np.zeros_like(flat, dtype=bool)
+    for i, count in enumerate(counts):
+        mask[i, order[i, :count]] = True
+    return mask.reshape(p.shape)
+
+
+def sample_vae(export_dir, manifest, modes, rebracketing, seed, temperature=None, decoding=None, threshold=None):
+    """Latents from the prior (portable noise), decoded by the exported ``decode``."""
+    vae = manifest["settings"]["vae"]
+    temperature = vae["temperature"] if temperature is None else float(temperature)
+    latent = portable_normal(seed, 0, (len(modes), vae["latent_dim"])) * np.float32(temperature)
+    probabilities, velocity = load_function(export_dir, manifest, "decode")(latent, modes, rebracketing)
+    sounding = notes_from_probabilities(
+        probabilities, vae["decoding"] if decoding is None else decoding, vae["threshold"] if threshold is None else threshold, seed
+    )
+    rolls = np.where(sounding, np.clip(velocity, 1.0 / 127.0, 1.0), 0.0).astype(np.float32)
+    return {"latent": latent, "note_probabilities": probabilities, "velocity": velocity, "piano_roll": rolls}
+
+
+def sample_diffusion(export_dir, manifest, modes, rebracketing, seed):
+    """The exported ``step`` looped over ``settings.step.timesteps`` from portable noise."""
+    settings = manifest["settings"]
+    roll = settings["piano_roll"]
+    shape = (len(modes), roll["num_pitches"], roll["num_frames"])
+    step = load_function(export_dir, manifest, "step")
+    sample = portable_normal(seed, 0, shape)
+    stochastic = settings["step"]["stochastic"]
+    for i in range(settings["step"]["num_steps"]):
+        noise = portable_normal(seed, i + 1, shape) if stochastic else np.zeros(shape, np.float32)
+        (sample,) = step(sample, np.asarray(i, np.int32), noise, modes, rebracketing)
+    velocities = np.clip((sample.astype(np.float32) + 1.0) / 2.0, 0.0, 1.0)
+    threshold = settings["diffusion"]["note_threshold"]
+    return {"velocities": velocities, "piano_roll": np.where(velocities > threshold, velocities, 0.0).astype(np.float32)}
+
+
+def sample(export_dir=HERE, condition=None, num_samples=1, seed=0, modes=None, rebracketing=None, **vae_options):
+    """Sample ``num_samples`` rolls for ``condition`` (a colour name, ``"none"``/None, or ``modes``).
+
+    Returns a dict of arrays: ``piano_roll`` always; ``velocities`` (diffusion) or
+    ``latent``, ``note_probabilities``, ``velocity`` (VAE). ``vae_options``:
+    ``temperature``, ``decoding``, ``threshold`` (default: the manifest's).
+    """
+    export_dir = pathlib.Path(export_dir)
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    arrays = condition_arrays(manifest, condition, num_samples, modes, rebracketing)
+    if "step" in manifest["functions"]:
+        return sample_diffusion(export_dir, manifest, *arrays, seed)
+    if "decode" in manifest["functions"]:
+        return sample_vae(export_dir, manifest, *arrays, seed, **vae_options)
+    raise SystemExit("sample.py: this export holds neither a diffusion 'step' nor a VAE 'decode' function")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--export-dir", default=str(HERE), help="the export directory (default: this file's)")
+    parser.add_argument("--condition", default=None, help="a colour name from manifest.json's settings.conditions, or 'none'")
+    parser.add_argument("--modes", default=None, help="instead of --condition: the per-axis modes vector as a JSON list")
+    parser.add_argument("--rebracketing", default=None, help="rebracketing features as a JSON list (default: zeros, unknown)")
+    parser.add_argument("--num-samples", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=None, help="VAE: prior scale (default: the manifest's)")
+    parser.add_argument("--decoding", default=None, help="VAE: threshold, expected_count or bernoulli")
+    parser.add_argument("--threshold", type=float, default=None, help="VAE: note-probability threshold")
+    parser.add_argument("--out", required=True, help=".npz file to write")
+    args = parser.parse_args(argv)
+    vae_options = {k: getattr(args, k) for k in ("temperature", "decoding", "threshold") if getattr(args, k) is not None}
+    result = sample(
+        args.export_dir,
+        condition=args.condition,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        modes=None if args.modes is None else json.loads(args.modes),
+        rebracketing=None if args.rebracketing is None else json.loads(args.rebracketing),
+        **vae_options,
+    )
+    np.savez(args.out, **result)
+    imported = sorted({m.split(".")[0] for m in sys.modules} & {"chroma_keras", "keras"})
+    print(json.dumps({"out": args.out, "arrays": {k: list(v.shape) for k, v in result.items()}, "imported": imported}))
+
+
+if __name__ == "__main__":
+    main()

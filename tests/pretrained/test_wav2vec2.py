@@ -43,10 +43,10 @@ VARIANTS = {
 }
 
 
-def _reference(variant="base_layout", head=False, seed=0, **overrides):
+def _reference(variant="base_layout", head=None, seed=0, **overrides):
     torch.manual_seed(seed)
     config = transformers.Wav2Vec2Config(**{**TINY, **VARIANTS[variant], **overrides})
-    cls = transformers.Wav2Vec2ForCTC if head else transformers.Wav2Vec2Model
+    cls = getattr(transformers, head or "Wav2Vec2Model")
     model = cls(config).eval()
     with torch.no_grad():  # non-trivial norms and biases, so a swapped weight / bias cannot pass unnoticed
         for name, param in model.named_parameters():
@@ -121,11 +121,13 @@ def test_weight_norm_stored_as_weight_g_weight_v_or_folded_converts_the_same(tmp
         _assert_parity(model(audio), expected)
 
 
-def test_a_checkpoint_with_a_head_converts_its_backbone(tmp_path):
-    reference = _reference(head=True)
+# Wav2Vec2ForPreTraining is how facebook/wav2vec2-base itself is published (quantizer and projections next to the backbone).
+@pytest.mark.parametrize("head", ["Wav2Vec2ForCTC", "Wav2Vec2ForPreTraining"])
+def test_a_checkpoint_with_a_head_converts_its_backbone(head, tmp_path):
+    reference = _reference(head=head, codevector_dim=8, proj_codevector_dim=8, num_codevectors_per_group=4)
     reference.save_pretrained(tmp_path)
     keys = pretrained.read_checkpoint(tmp_path)
-    assert any(k.startswith("wav2vec2.") for k in keys) and any(k.startswith("lm_head.") for k in keys)
+    assert any(k.startswith("wav2vec2.") for k in keys) and any(not k.startswith("wav2vec2.") for k in keys)
     model, _, metadata = pretrained.convert_checkpoint("wav2vec2", tmp_path)
     audio, mask = _batch()
     _assert_parity(model({"audio": audio, "padding_mask": mask}), _reference_outputs(reference.wav2vec2, audio, mask))

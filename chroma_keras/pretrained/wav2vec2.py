@@ -384,8 +384,8 @@ _MODEL_TYPES = ("wav2vec2",)
 def config_from_reference(reference: Mapping) -> dict:
     """Our config from a Hugging Face ``Wav2Vec2Config`` dict (a checkpoint's ``config.json``).
 
-    Keys absent from ``reference`` take ``Wav2Vec2Config``'s defaults (the base
-    sizes). Pretraining and fine-tuning keys (quantizer, CTC, SpecAugment) are
+    Keys absent from ``reference`` take the ``wav2vec2_base`` preset's values
+    (the sizes are also ``Wav2Vec2Config``'s defaults). Pretraining and fine-tuning keys (quantizer, CTC, SpecAugment) are
     ignored: they do not change the backbone's forward pass at inference.
 
     Args:
@@ -410,12 +410,13 @@ def config_from_reference(reference: Mapping) -> dict:
             )
     defaults = dict(PRESETS["wav2vec2_base"]["config"])
     config = {ours: reference.get(theirs, defaults[ours]) for theirs, ours in _REFERENCE_KEYS.items()}
-    if "num_feat_extract_layers" in reference and reference["num_feat_extract_layers"] != len(config["conv_dim"]):
-        raise CheckpointError(
-            f"num_feat_extract_layers: {reference['num_feat_extract_layers']} but conv_dim has {len(config['conv_dim'])} entries."
-        )
+    layers = reference.get("num_feat_extract_layers", len(config["conv_dim"]))
+    if layers != len(config["conv_dim"]):
+        raise CheckpointError(f"num_feat_extract_layers: {layers} but conv_dim has {len(config['conv_dim'])} entries.")
     if config["feat_extract_norm"] not in ("group", "layer"):
-        raise CheckpointError(f"feat_extract_norm: {config['feat_extract_norm']!r} is not supported; expected 'group' or 'layer'.")
+        raise CheckpointError(
+            f"feat_extract_norm: {config['feat_extract_norm']!r} is not supported; expected 'group' or 'layer'."
+        )
     for key in ("feat_extract_activation", "hidden_act"):
         value = reference.get(key, "gelu")
         if value not in ACTIVATIONS:
@@ -486,8 +487,8 @@ def load_state_dict(model: Wav2Vec2Backbone, loader) -> None:
     pos = "encoder.pos_conv_embed.conv"
     kernel = model.pos_conv_embed.conv.kernel
     if loader.has(f"{pos}.parametrizations.weight.original0"):
-        loader.assign_from(kernel, [f"{pos}.parametrizations.weight.original0", f"{pos}.parametrizations.weight.original1"],
-                           _fold_weight_norm)
+        names = [f"{pos}.parametrizations.weight.original0", f"{pos}.parametrizations.weight.original1"]
+        loader.assign_from(kernel, names, _fold_weight_norm)
     elif loader.has(f"{pos}.weight_g"):
         loader.assign_from(kernel, [f"{pos}.weight_g", f"{pos}.weight_v"], _fold_weight_norm)
     else:

@@ -287,11 +287,10 @@ class Wav2Vec2EncoderLayer(keras.layers.Layer):
         self._activation = activation(activation_name, "hidden_act")
         self.attention = Wav2Vec2Attention(hidden_dim, num_heads, attention_dropout, name="attention", dtype=self.dtype_policy)
         self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="layer_norm", dtype=self.dtype_policy)
-        self.intermediate_dense = keras.layers.Dense(self.intermediate_dim, name="feed_forward_intermediate_dense",
-                                                     dtype=self.dtype_policy)
-        self.output_dense = keras.layers.Dense(self.hidden_dim, name="feed_forward_output_dense", dtype=self.dtype_policy)
-        self.final_layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="final_layer_norm",
-                                                                dtype=self.dtype_policy)
+        policy = self.dtype_policy
+        self.intermediate_dense = keras.layers.Dense(self.intermediate_dim, name="feed_forward_intermediate_dense", dtype=policy)
+        self.output_dense = keras.layers.Dense(self.hidden_dim, name="feed_forward_output_dense", dtype=policy)
+        self.final_layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="final_layer_norm", dtype=policy)
         self.hidden_dropout = keras.layers.Dropout(hidden_dropout)
         self.activation_dropout = keras.layers.Dropout(activation_dropout)
 
@@ -309,9 +308,11 @@ class Wav2Vec2EncoderLayer(keras.layers.Layer):
 
     def call(self, x, padding_mask=None, training=False):
         if self.stable_layer_norm:
-            x = x + self.hidden_dropout(self.attention(self.layer_norm(x), padding_mask=padding_mask, training=training), training=training)
+            attended = self.attention(self.layer_norm(x), padding_mask=padding_mask, training=training)
+            x = x + self.hidden_dropout(attended, training=training)
             return x + self._feed_forward(self.final_layer_norm(x), training)
-        x = self.layer_norm(x + self.hidden_dropout(self.attention(x, padding_mask=padding_mask, training=training), training=training))
+        attended = self.attention(x, padding_mask=padding_mask, training=training)
+        x = self.layer_norm(x + self.hidden_dropout(attended, training=training))
         return self.final_layer_norm(x + self._feed_forward(x, training))
 
     def compute_output_shape(self, input_shape):

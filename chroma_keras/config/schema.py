@@ -455,7 +455,11 @@ SCHEMA = Section(
                             doc="Audio encoder architecture.",
                         ),
                         "pretrained_model": StrField(
-                            default=None, nullable=True, doc="Pretrained checkpoint name; null trains from scratch."
+                            default=None,
+                            nullable=True,
+                            doc="Wav2Vec2: a directory written by `chroma-keras convert --model wav2vec2`, or a "
+                            "pretrained preset name (wav2vec2_base, randomly initialised); null builds a backbone "
+                            "from the wav2vec2 size keys below.",
                         ),
                         "hidden_dim": IntField(1, 65536, default=512, doc="Width of the audio embedding."),
                         "n_fft": IntField(16, 65536, default=2048, doc="Mel-CNN: STFT window length in samples."),
@@ -469,7 +473,21 @@ SCHEMA = Section(
                             default=[32, 64, 128],
                             doc="Mel-CNN: channels of each conv block.",
                         ),
-                        "dropout": FloatField(0, 1, max_exclusive=True, default=0.1, doc="Mel-CNN: dropout before the projection."),
+                        "dropout": FloatField(
+                            0, 1, max_exclusive=True, default=0.1, doc="Mel-CNN, Wav2Vec2: dropout before the projection."
+                        ),
+                        "freeze_backbone": BoolField(
+                            default=False, doc="Wav2Vec2: keep the backbone's weights fixed; only the projection trains."
+                        ),
+                        "conv_channels": IntField(
+                            1, 4096, default=256, doc="Wav2Vec2 from scratch: channels of the 7 feature-extractor convs."
+                        ),
+                        "transformer_dim": IntField(
+                            16, 4096, default=256, doc="Wav2Vec2 from scratch: transformer width; a multiple of 16 and of num_heads."
+                        ),
+                        "num_layers": IntField(1, 48, default=4, doc="Wav2Vec2 from scratch: transformer layers."),
+                        "num_heads": IntField(1, 64, default=4, doc="Wav2Vec2 from scratch: attention heads."),
+                        "intermediate_dim": IntField(1, 65536, default=1024, doc="Wav2Vec2 from scratch: feed-forward width."),
                     },
                     optional=True,
                     doc="Audio encoder.",

@@ -23,7 +23,6 @@ The forward pass, step by step (``R = spec_size // num_mel_bins``):
 from __future__ import annotations
 
 import copy
-import math
 
 import keras
 import numpy as np
@@ -136,24 +135,28 @@ def stage_resolutions(config: dict) -> list[tuple[int, int]]:
 def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
     """The ``[out_size, in_size]`` matrix of 1-D bicubic resampling with ``align_corners=True``.
 
-    Cubic convolution with ``A = -0.75`` and indices clamped to the edges: what
-    PyTorch's ``interpolate(mode="bicubic", align_corners=True)`` does along one axis.
+    Cubic convolution with ``A = -0.75`` and indices clamped to the edges, as
+    PyTorch's ``interpolate(mode="bicubic", align_corners=True)`` does along
+    one axis; positions and weights are computed in float32 like the reference
+    does for float32 features, so they round the same way.
     """
-    a = -0.75
+    f32 = np.float32
+    a = f32(-0.75)
 
     def near(x):  # |x| <= 1
-        return ((a + 2) * x - (a + 3)) * x * x + 1
+        return ((a + f32(2)) * x - (a + f32(3))) * x * x + f32(1)
 
     def far(x):  # 1 < |x| < 2
-        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        return ((a * x - f32(5) * a) * x + f32(8) * a) * x - f32(4) * a
 
     matrix = np.zeros((out_size, in_size), np.float64)
-    scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    scale = f32(in_size - 1) / f32(out_size - 1) if out_size > 1 else f32(0)
     for i in range(out_size):
-        source = scale * i
-        base = math.floor(source)
-        t = source - base
-        for offset, weight in zip((-1, 0, 1, 2), (far(t + 1), near(t), near(1 - t), far(2 - t))):
+        source = f32(scale * f32(i))
+        base = min(int(np.floor(source)), in_size - 1)
+        t = min(max(f32(source - f32(base)), f32(0)), f32(1))
+        weights = (far(t + f32(1)), near(t), near(f32(1) - t), far(f32(2) - t))
+        for offset, weight in zip((-1, 0, 1, 2), weights):
             matrix[i, min(max(base + offset, 0), in_size - 1)] += weight
     return matrix
 

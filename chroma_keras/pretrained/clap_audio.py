@@ -113,6 +113,13 @@ def validate_config(config: dict) -> dict:
         )
     activation_fn(merged["hidden_act"], "hidden_act")
     activation_fn(merged["projection_hidden_act"], "projection_hidden_act")
+    final_height = stage_resolutions(merged)[-1][0]
+    ratio = spec // mels
+    if final_height < ratio or final_height % ratio:
+        raise CheckpointError(
+            f"depths={merged['depths']}: the last stage's grid height {final_height} must be a multiple of "
+            f"spec_size // num_mel_bins = {ratio} (the pooled map is regrouped into that many time chunks)."
+        )
     for resolution in stage_resolutions(merged):
         if min(resolution) < merged["window_size"]:
             raise CheckpointError(

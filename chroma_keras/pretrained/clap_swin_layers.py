@@ -136,7 +136,7 @@ class WindowAttention(keras.layers.Layer):
 
     Call arguments:
         windows: ``[batch * num_windows, w*w, dim]``.
-        mask: optional additive mask ``[num_windows, w*w, w*w]`` (shifted windows).
+        attention_mask: optional additive mask ``[num_windows, w*w, w*w]`` (shifted windows).
         training: whether dropout is active.
 
     Returns:
@@ -176,7 +176,7 @@ class WindowAttention(keras.layers.Layer):
             dense.build((None, None, self.dim))
         self.built = True
 
-    def call(self, windows, mask=None, training=False):
+    def call(self, windows, attention_mask=None, training=False):
         tokens = self.window_size * self.window_size
 
         def heads(x):
@@ -187,10 +187,10 @@ class WindowAttention(keras.layers.Layer):
         bias = ops.take(self.relative_position_bias_table, self._index, axis=0)  # [t*t, heads]
         bias = ops.transpose(ops.reshape(bias, (tokens, tokens, self.num_heads)), (2, 0, 1))
         scores = scores + ops.cast(bias, scores.dtype)[None]
-        if mask is not None:
-            num_windows = mask.shape[0]
+        if attention_mask is not None:
+            num_windows = attention_mask.shape[0]
             scores = ops.reshape(scores, (-1, num_windows, self.num_heads, tokens, tokens))
-            scores = scores + ops.cast(mask, scores.dtype)[None, :, None]
+            scores = scores + ops.cast(attention_mask, scores.dtype)[None, :, None]
             scores = ops.reshape(scores, (-1, self.num_heads, tokens, tokens))
         probs = self.probs_dropout(ops.softmax(scores, axis=-1), training=training)
         context = ops.reshape(ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3)), (-1, tokens, self.dim))
@@ -307,7 +307,7 @@ class SwinBlock(keras.layers.Layer):
         windows = ops.reshape(x, (-1, padded_h // w, w, padded_w // w, w, self.dim))
         windows = ops.reshape(ops.transpose(windows, (0, 1, 3, 2, 4, 5)), (-1, w * w, self.dim))
         mask = None if self._mask is None else ops.convert_to_tensor(self._mask)
-        attended = self.attention(windows, mask=mask, training=training)
+        attended = self.attention(windows, attention_mask=mask, training=training)
         x = ops.reshape(attended, (-1, padded_h // w, padded_w // w, w, w, self.dim))
         x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, padded_h, padded_w, self.dim))
         if self.shift:

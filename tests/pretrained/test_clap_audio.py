@@ -340,7 +340,7 @@ def test_a_scorer_with_the_clap_encoder_trains_and_round_trips(tmp_path):
     assert clone.get_config() == encoder.get_config()
     model.save(tmp_path / "scorer.keras")
     restored = keras.saving.load_model(tmp_path / "scorer.keras")
-    np.testing.assert_allclose(to_np(restored(batch)["colour"]), to_np(model(batch)["colour"]), atol=1e-5)
+    np.testing.assert_allclose(to_np(restored(audio)["colour"]), to_np(model(audio)["colour"]), atol=1e-5)
 
 
 def test_the_encoder_loads_a_converted_directory_and_can_be_frozen(reference, tmp_path):

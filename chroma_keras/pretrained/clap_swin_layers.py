@@ -108,7 +108,8 @@ class DropPath(keras.layers.Layer):
         super().__init__(**kwargs)
         self.rate = float(rate)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        # Only a layer that drops anything carries random state (and a state variable).
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.rate > 0 else None
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0.0:

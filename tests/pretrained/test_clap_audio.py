@@ -391,3 +391,13 @@ def test_full_larger_clap_music_audio_branch_matches_transformers(tmp_path):
     np.testing.assert_allclose(to_np(ours["audio_embeds"]), expected, **TOL)
     for mine, theirs in zip(ours["hidden_states"], ref.hidden_states):
         np.testing.assert_allclose(np.transpose(to_np(mine), (0, 3, 1, 2)), theirs.numpy(), **TOL)
+
+
+def test_stochastic_depth_and_dropout_act_only_in_training():
+    keras.utils.set_random_seed(11)
+    model = clap_audio.build({**TINY_AUDIO, "projection_dim": 4, "drop_path_rate": 0.5, "hidden_dropout_prob": 0.2})
+    features = _features(seed=11)
+    inference = [to_np(model(features)["audio_embeds"]) for _ in range(2)]
+    np.testing.assert_array_equal(inference[0], inference[1])
+    trained = to_np(model(features, training=True)["audio_embeds"])
+    assert np.isfinite(trained).all() and not np.allclose(trained, inference[0])

@@ -100,7 +100,7 @@ class DropPath(keras.layers.Layer):
 
     Example:
 
-    >>> DropPath(0.1)(np.ones((2, 3, 4), "float32")).shape
+    >>> tuple(DropPath(0.1)(np.ones((2, 3, 4), "float32")).shape)
     (2, 3, 4)
     """
 
@@ -146,7 +146,7 @@ class WindowAttention(keras.layers.Layer):
     Example:
 
     >>> layer = WindowAttention(dim=8, num_heads=2, window_size=2)
-    >>> layer(np.zeros((3, 4, 8), "float32")).shape
+    >>> tuple(layer(np.zeros((3, 4, 8), "float32")).shape)
     (3, 4, 8)
     """
 
@@ -241,7 +241,7 @@ class SwinBlock(keras.layers.Layer):
     Example:
 
     >>> block = SwinBlock(dim=8, resolution=(4, 4), num_heads=2, window_size=2, shift=1)
-    >>> block(np.zeros((1, 16, 8), "float32")).shape
+    >>> tuple(block(np.zeros((1, 16, 8), "float32")).shape)
     (1, 16, 8)
     """
 
@@ -356,7 +356,7 @@ class PatchMerging(keras.layers.Layer):
 
     Example:
 
-    >>> PatchMerging(dim=4, resolution=(4, 4))(np.zeros((1, 16, 4), "float32")).shape
+    >>> tuple(PatchMerging(dim=4, resolution=(4, 4))(np.zeros((1, 16, 4), "float32")).shape)
     (1, 4, 8)
     """
 
@@ -414,7 +414,7 @@ class AttentionalFeatureFusion(keras.layers.Layer):
     Example:
 
     >>> aff = AttentionalFeatureFusion(channels=8, reduction=4)
-    >>> aff(np.zeros((1, 2, 2, 8), "float32"), np.zeros((1, 2, 2, 8), "float32")).shape
+    >>> tuple(aff(np.zeros((1, 2, 2, 8), "float32"), np.zeros((1, 2, 2, 8), "float32")).shape)
     (1, 2, 2, 8)
     """
 
@@ -490,7 +490,7 @@ class ClapPatchEmbedding(keras.layers.Layer):
     Example:
 
     >>> embed = ClapPatchEmbedding(hidden_size=8, image_size=16, patch_size=4, patch_stride=4)
-    >>> embed(np.zeros((1, 16, 16, 1), "float32")).shape
+    >>> tuple(embed(np.zeros((1, 16, 16, 1), "float32")).shape)
     (1, 16, 8)
     """
 

@@ -457,9 +457,9 @@ SCHEMA = Section(
                         "pretrained_model": StrField(
                             default=None,
                             nullable=True,
-                            doc="Wav2Vec2: a directory written by `chroma-keras convert --model wav2vec2`, or a "
-                            "pretrained preset name (wav2vec2_base, randomly initialised); null builds a backbone "
-                            "from the wav2vec2 size keys below.",
+                            doc="Wav2Vec2 / CLAP: a directory written by `chroma-keras convert --model wav2vec2|clap_audio`, "
+                            "or a pretrained preset name (wav2vec2_base, clap_audio_larger_music; randomly initialised); "
+                            "null builds a small backbone (Wav2Vec2: from the size keys below).",
                         ),
                         "hidden_dim": IntField(1, 65536, default=512, doc="Width of the audio embedding."),
                         "n_fft": IntField(16, 65536, default=2048, doc="Mel-CNN: STFT window length in samples."),
@@ -477,7 +477,7 @@ SCHEMA = Section(
                             0, 1, max_exclusive=True, default=0.1, doc="Mel-CNN, Wav2Vec2: dropout before the projection."
                         ),
                         "freeze_backbone": BoolField(
-                            default=False, doc="Wav2Vec2: keep the backbone's weights fixed; only the projection trains."
+                            default=False, doc="Wav2Vec2, CLAP: keep the backbone's weights fixed; only the projection trains."
                         ),
                         "conv_channels": IntField(
                             1, 4096, default=256, doc="Wav2Vec2 from scratch: channels of the 7 feature-extractor convs."
@@ -488,6 +488,12 @@ SCHEMA = Section(
                         "num_layers": IntField(1, 48, default=4, doc="Wav2Vec2 from scratch: transformer layers."),
                         "num_heads": IntField(1, 64, default=4, doc="Wav2Vec2 from scratch: attention heads."),
                         "intermediate_dim": IntField(1, 65536, default=1024, doc="Wav2Vec2 from scratch: feed-forward width."),
+                        "max_length_s": FloatField(
+                            0, 600, min_exclusive=True, default=10.0, doc="CLAP: clip length the front end fits each waveform to, in seconds."
+                        ),
+                        "padding": ChoiceField(
+                            ["repeatpad", "repeat", "pad"], default="repeatpad", doc="CLAP: how a shorter clip is filled to max_length_s."
+                        ),
                     },
                     optional=True,
                     doc="Audio encoder.",

@@ -298,7 +298,7 @@ class Scorer(keras.Model):
             what = "no audio encoder" if encoder is None else "an audio encoder that reads precomputed embeddings, not waveforms"
             raise ModelInputError(
                 f"{paths[0]}: an audio file, but this scorer has {what} (its encoders: {list(self.encoders)}). "
-                "Score audio with a scorer whose preset has model.audio_encoder.type: mel_cnn or wav2vec2."
+                "Score audio with a scorer whose preset has model.audio_encoder.type: mel_cnn, wav2vec2 or clap."
             )
         from chroma_keras.preprocessing.audio import AudioSpec, load_audio_file, prepare_waveform
 

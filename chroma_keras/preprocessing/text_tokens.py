@@ -131,7 +131,11 @@ class WordPieceTextTokenizer:
             raise ModelInputError(f"WordPieceTextTokenizer: vocabulary={self.vocabulary!r} is not a file.")
         self.sequence_length = int(sequence_length)
         self.lowercase = bool(lowercase)
-        self.tokenizer = BertTokenizer(vocabulary=self.vocabulary, lowercase=False, strip_accents=False)
+        try:
+            self.tokenizer = BertTokenizer(vocabulary=self.vocabulary, lowercase=False, strip_accents=False)
+        except (ValueError, RuntimeError) as exc:  # duplicate pieces, missing [CLS] / [SEP] / [PAD] / [MASK]
+            where = self.vocabulary if isinstance(self.vocabulary, str) else "the vocabulary list"
+            raise ModelInputError(f"WordPieceTextTokenizer: {where} is not a usable WordPiece vocabulary ({exc}).") from exc
         self.cls_id = int(self.tokenizer.cls_token_id)
         self.sep_id = int(self.tokenizer.sep_token_id)
         self.pad_id = int(self.tokenizer.pad_token_id)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import keras
 import numpy as np
-from keras import ops
 
 from chroma_keras.errors import ModelInputError
 
@@ -18,8 +16,10 @@ class SentenceEmbedder:
     normalize_embeddings=True)``: texts are cleaned, lowercased and cut at 256
     word pieces (``[CLS]`` and ``[SEP]`` included), the backbone's last hidden
     states are averaged over real tokens, and the mean is divided by its L2
-    norm. Each batch is padded only to its longest text; padding never reaches
-    a real token, so batching does not change an embedding.
+    norm. Each batch is padded to ``batch_size`` rows and to the power of two
+    (at least 16) above its longest text, so a few input shapes serve every
+    call (JAX and TensorFlow compile once per shape); padding never reaches a
+    real token, so batching does not change an embedding.
 
     Args:
         backbone: a keras-hub ``BertBackbone`` (e.g. a :class:`~chroma_keras.pretrained.minilm.MiniLMBackbone`).
@@ -102,22 +102,37 @@ class SentenceEmbedder:
             raise ModelInputError(f"SentenceEmbedder.embed: batch_size must be >= 1. Received: {batch_size}")
         texts = list(texts) if not isinstance(texts, str) else texts
         ids, mask = self.tokenizer(texts)  # validates texts
-        parts = []
-        for start in range(0, len(ids), int(batch_size)):
-            chunk_mask = mask[start : start + batch_size]
-            length = int(chunk_mask.sum(axis=1).max())
-            parts.append(self._embed_ids(ids[start : start + batch_size, :length], chunk_mask[:, :length]))
+        parts, batch_size = [], int(batch_size)
+        for start in range(0, len(ids), batch_size):
+            rows = min(batch_size, len(ids) - start)
+            length = _bucket(int(mask[start : start + rows].sum(axis=1).max()), ids.shape[1])
+            chunk_ids = np.full((batch_size, length), self.tokenizer.pad_id, np.int32)
+            chunk_mask = np.zeros((batch_size, length), np.float32)
+            chunk_ids[:rows] = ids[start : start + rows, :length]
+            chunk_mask[:rows] = mask[start : start + rows, :length]
+            chunk_mask[rows:, 0] = 1.0  # filler rows: one token each, dropped below
+            parts.append(self._embed_ids(chunk_ids, chunk_mask)[:rows])
         if not parts:
             return np.zeros((0, self.backbone.hidden_dim), np.float32)
         return np.concatenate(parts).astype(np.float32)
 
     def _embed_ids(self, ids, mask):
-        hidden = self.backbone(
-            {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask.astype("int32")},
-            training=False,
+        # predict_on_batch runs one compiled function per input shape (jit under JAX and TensorFlow),
+        # much faster than the op-by-op eager call once a shape has been seen.
+        hidden = self.backbone.predict_on_batch(
+            {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask.astype("int32")}
         )["sequence_output"]
-        weights = ops.convert_to_tensor(mask[:, :, None], dtype=hidden.dtype)
-        pooled = ops.sum(hidden * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1e-9)
+        hidden = np.asarray(hidden, np.float32)
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         if self.normalize:
-            pooled = pooled / ops.maximum(ops.norm(pooled, axis=-1, keepdims=True), 1e-12)
-        return keras.ops.convert_to_numpy(pooled)
+            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+        return pooled
+
+
+def _bucket(length: int, limit: int) -> int:
+    """The power of two (at least 16) at or above ``length``, capped at ``limit``."""
+    bucket = 16
+    while bucket < length:
+        bucket *= 2
+    return min(bucket, limit)

@@ -190,7 +190,7 @@ def _pretrained_model(name_or_path, load_weights, weights, overrides):
         )
     if is_directory:
         return pretrained.load_converted(name_or_path, load_weights=load_weights)
-    return pretrained.load_pretrained(name_or_path, weights=weights if load_weights else None)
+    return pretrained.load_pretrained(name_or_path, weights=weights, load_weights=load_weights)
 
 
 def save_to_preset(model, directory) -> pathlib.Path:

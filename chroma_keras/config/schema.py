@@ -542,7 +542,14 @@ SCHEMA = Section(
                     {
                         "type": ChoiceField(["bert", "precomputed"], default="bert", doc="Text encoder architecture."),
                         "pretrained_model": StrField(
-                            default=None, nullable=True, doc="Pretrained checkpoint name; null uses the default."
+                            default=None,
+                            nullable=True,
+                            doc="Pretrained BERT backbone: all_minilm_l6_v2 or a directory written by "
+                            "`chroma-keras convert --model minilm`; the text is then tokenized with its WordPiece "
+                            "vocabulary. null: a randomly initialised byte-level BERT of the sizes below.",
+                        ),
+                        "freeze_backbone": BoolField(
+                            default=False, doc="Keep the pretrained backbone's weights fixed (only the projection trains)."
                         ),
                         "hidden_dim": IntField(1, 65536, default=384, doc="Width of the text embedding."),
                         "num_layers": IntField(1, 64, default=2, doc="BERT: transformer layers."),

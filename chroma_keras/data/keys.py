@@ -14,7 +14,7 @@ MIDI_TOKENS = "midi_tokens"  # int32 [batch, max_events] (or [batch, max_events,
 MIDI_TOKEN_MASK = "midi_token_mask"  # float32 [batch, max_events], 1 = real token
 AUDIO = "audio"  # float32 [batch, samples] at preprocessing.audio.sample_rate
 AUDIO_MASK = "audio_mask"  # float32 [batch, samples], 1 = real sample
-TEXT_IDS = "text_ids"  # int32 [batch, max_text_length], UTF-8 byte + 1 (0 = padding)
+TEXT_IDS = "text_ids"  # int32 [batch, max_text_length], UTF-8 byte + 1 or WordPiece ids (0 = padding)
 TEXT_MASK = "text_mask"  # float32 [batch, max_text_length]
 MODALITY_MASK = "modality_mask"  # float32 [batch, len(MODALITIES)]
 AUDIO_EMBEDDING = "audio_embedding"  # float32 [batch, dim], precomputed (e.g. CLAP) instead of raw audio

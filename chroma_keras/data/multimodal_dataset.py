@@ -9,7 +9,10 @@ batches whose keys are defined in :mod:`chroma_keras.data.keys`:
   (``remi`` / ``cpword``) with their mask,
 * audio as a fixed-length waveform at ``preprocessing.audio.sample_rate`` with
   the mask of its real length (only when the preset has an audio section),
-* text (lyrics, else concept) as UTF-8 byte ids with a mask (only when asked for),
+* text (lyrics, else concept) as ids with a mask (only when asked for): UTF-8
+  byte ids, or the WordPiece ids of the pretrained backbone the preset's
+  ``model.text_encoder.pretrained_model`` names (chosen by
+  :func:`chroma_keras.preprocessing.text_tokens.text_tokenizer_from_config`),
 * the modality presence mask, per-axis mode ids and multi-hot, rebracketing
   features, soft targets, confidence and colour index.
 
@@ -93,6 +96,7 @@ class _Plan:
     tokenizer: object | None  # MidiTokenizer
     audio: object | None  # AudioSpec
     max_text_length: int
+    text_tokenizer: object | None  # ByteTextTokenizer / WordPieceTextTokenizer
     transpose_semitones: int
     audio_augmenter: object | None
     midi_augment: object | None  # AugmentationSpec applied to MIDI bytes (tokens, velocity, quantization)
@@ -123,8 +127,10 @@ class MultimodalDataset(keras.utils.PyDataset):
         cache: keep encoded examples in memory (True), stream (False), or
             ``"auto"``: cache when the encoded split fits in 512 MB.
         shuffle_buffer: examples held by the streaming shuffle buffer.
-        max_text_length: bytes of text kept per segment (default: the preset's
-            ``model.text_encoder.max_sequence_length`` when it declares one, else 256).
+        max_text_length: text ids kept per segment: bytes, or word pieces with
+            ``[CLS]`` / ``[SEP]`` for a pretrained text backbone (default: the
+            preset's ``model.text_encoder.max_sequence_length`` when it declares
+            one, else 256; capped at 256 for all-MiniLM-L6-v2).
         require: modalities a segment must have to be used (e.g. ``("midi",)``
             for a piano-roll generator); segments without them are skipped and
             counted as ``missing:<modality>``. With ``cache=False`` the length is
@@ -169,10 +175,7 @@ class MultimodalDataset(keras.utils.PyDataset):
         self.shuffle = split == "train" if shuffle is None else bool(shuffle)
         self.augment = split == "train" if augment is None else bool(augment)
         self.shuffle_buffer = max(1, int(shuffle_buffer))
-        if max_text_length is None:
-            text_encoder = self.config.get("model", {}).get("text_encoder") or {}
-            max_text_length = text_encoder.get("max_sequence_length") or DEFAULT_MAX_TEXT_LENGTH
-        self.plan = self._make_plan(modalities, int(max_text_length))
+        self.plan = self._make_plan(modalities, max_text_length)
         self.require = tuple(require)
         missing = [m for m in self.require if m not in self.plan.modalities]
         if missing:
@@ -218,8 +221,15 @@ class MultimodalDataset(keras.utils.PyDataset):
         chosen = tuple(m for m in keys.MODALITIES if m in chosen)
         if not chosen:
             raise DataError("no modality to load: the preset has no preprocessing.midi/audio section and modalities= is empty.")
-        piano_roll = tokenizer = audio = augmenter = midi_augment = None
+        piano_roll = tokenizer = audio = augmenter = midi_augment = text_tokenizer = None
         transpose = 0
+        if "text" in chosen:
+            from chroma_keras.preprocessing.text_tokens import text_tokenizer_from_config
+
+            text_tokenizer = text_tokenizer_from_config(config, max_text_length)
+        max_text_length = text_tokenizer.sequence_length if text_tokenizer is not None else int(
+            max_text_length or DEFAULT_MAX_TEXT_LENGTH
+        )
         if "midi" in chosen:
             midi = preprocessing.get("midi") or {}
             if midi.get("tokenization", "pianoroll") == "pianoroll":
@@ -246,7 +256,7 @@ class MultimodalDataset(keras.utils.PyDataset):
             augmentations = (preprocessing.get("audio") or {}).get("augmentations") or {}
             if any(v for v in augmentations.values()):
                 augmenter = AudioAugmenter(augmentations, seed=self.seed)
-        return _Plan(chosen, piano_roll, tokenizer, audio, max_text_length, transpose, augmenter, midi_augment)
+        return _Plan(chosen, piano_roll, tokenizer, audio, max_text_length, text_tokenizer, transpose, augmenter, midi_augment)
 
     def _open_split(self, source) -> SegmentSource:
         if not isinstance(source, SegmentSource):
@@ -299,7 +309,7 @@ class MultimodalDataset(keras.utils.PyDataset):
         out: dict[str, np.ndarray] = {}
         if "text" in plan.modalities:
             text = record.lyric_text or record.concept or ""
-            out[keys.TEXT_IDS], out[keys.TEXT_MASK] = text_to_ids(text, plan.max_text_length)
+            out[keys.TEXT_IDS], out[keys.TEXT_MASK] = plan.text_tokenizer.encode(text)
             present["text"] = bool(text)
         if "audio" in plan.modalities:
             wave = np.zeros(plan.audio.num_samples, np.float32)

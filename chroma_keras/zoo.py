@@ -24,12 +24,13 @@ METADATA_FILENAME = "metadata.json"
 
 def _model_classes():
     # Imported lazily so `chroma_keras.list_presets()` does not build any backend state.
+    from chroma_keras.models.chromatic_gpt import ChromaticGPT
     from chroma_keras.models.conditional_vae import ConditionalVAE
     from chroma_keras.models.pianoroll_diffusion import PianoRollDiffusion
     from chroma_keras.models.scorer import Scorer
 
     # A preset without a generator (model.generative.type null) is a scorer.
-    return {"vae": ConditionalVAE, "diffusion": PianoRollDiffusion, None: Scorer}
+    return {"vae": ConditionalVAE, "diffusion": PianoRollDiffusion, "autoregressive": ChromaticGPT, None: Scorer}
 
 
 def list_presets() -> list[tuple[str, str]]:

@@ -370,6 +370,37 @@ SCHEMA = Section(
                     include_when=("model.generative.type", "vae"),
                     doc="Conditional VAE over piano rolls.",
                 ),
+                "gpt": Section(
+                    {
+                        "hidden_dim": IntField(8, 8192, default=256, doc="GPT: token width."),
+                        "num_layers": IntField(1, 96, default=4, doc="GPT: causal transformer blocks."),
+                        "num_heads": IntField(1, 128, default=4, doc="GPT: attention heads (must divide hidden_dim)."),
+                        "intermediate_dim": IntField(8, 65536, default=1024, doc="GPT: width of each block's MLP."),
+                        "max_sequence_length": IntField(
+                            8, 65536, default=512, doc="GPT: longest sequence (prefix + tokens) the position embedding covers."
+                        ),
+                        "dropout": FloatField(0, 1, max_exclusive=True, default=0.1, doc="GPT: dropout in training."),
+                        "tie_embeddings": BoolField(default=True, doc="GPT: share the token embedding with the LM head."),
+                        "rebracketing_buckets": IntField(
+                            1, 100, default=8, doc="GPT vocabulary: buckets of each normalised rebracketing score."
+                        ),
+                        "text_tokens": BoolField(default=True, doc="GPT vocabulary: include the 256 UTF-8 byte tokens."),
+                        "audio_num_codebooks": IntField(
+                            0, 32, default=0, doc="GPT vocabulary: EnCodec codebooks with their own id range; 0 = no audio tokens."
+                        ),
+                        "audio_codebook_size": IntField(1, 65536, default=1024, doc="GPT vocabulary: codes per EnCodec codebook."),
+                        "rebracketing_dropout": FloatField(
+                            0,
+                            1,
+                            default=0.5,
+                            doc="GPT training: chance that each rebracketing token is left out of a segment's prefix, so "
+                            "prompts naming only some scores stay in distribution.",
+                        ),
+                    },
+                    optional=True,
+                    include_when=("model.generative.type", "autoregressive"),
+                    doc="GPT generator over the unified token vocabulary (see docs/models/gpt.md).",
+                ),
                 "diffusion": Section(
                     {
                         "num_steps": IntField(1, 10000, default=1000, doc="Diffusion steps in training."),
@@ -761,6 +792,21 @@ SCHEMA = Section(
                             0, 1, min_exclusive=True, default=1.0, doc="Nucleus sampling mass; 1 disables it."
                         ),
                         "num_steps": IntField(1, 10000, default=50, doc="Denoising or decoding steps."),
+                        "strategy": ChoiceField(
+                            ["greedy", "temperature", "top_k", "top_p", "top_k_top_p", "beam"],
+                            default="top_p",
+                            doc="Token decoding strategy of autoregressive models (see docs/sampling.md).",
+                        ),
+                        "repetition_penalty": FloatField(
+                            0, 100, min_exclusive=True, default=1.0, doc="CTRL repetition penalty on tokens already present; 1 disables it."
+                        ),
+                        "num_beams": IntField(1, 256, default=4, doc="Beams of strategy: beam."),
+                        "length_penalty": FloatField(
+                            -10, 10, default=1.0, doc="Beam score = log p / length ** length_penalty; > 0 favours longer sequences."
+                        ),
+                        "max_length": IntField(
+                            2, 65536, default=256, doc="Longest sequence an autoregressive model generates, prompt included."
+                        ),
                         "threshold": FloatField(
                             0,
                             1,

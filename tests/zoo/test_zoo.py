@@ -80,12 +80,13 @@ def test_explicit_weights_argument(tmp_path):
         ck.from_preset("cvae_chromatic", weights=tmp_path / "missing.weights.h5")
 
 
-def test_unknown_preset_and_unimplemented_model_type(tmp_path):
+def test_unknown_preset_and_a_generator_without_its_data_format(tmp_path):
     with pytest.raises(PresetError, match="cvae_chromatc.*cvae_chromatic"):
         ck.from_preset("cvae_chromatc")
+    # Every model.generative.type has a model now; the GPT still needs MIDI tokens, not piano rolls.
     preset = tmp_path / "autoregressive.yaml"
     preset.write_text("name: d\nextends: cvae_chromatic\nmodel:\n  generative:\n    type: autoregressive\n")
-    with pytest.raises(PresetError, match="model.generative.type: no model in this version"):
+    with pytest.raises(PresetError, match="tokenization is 'pianoroll', which has no token vocabulary"):
         ck.from_preset(preset)
 
 

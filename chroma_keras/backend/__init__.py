@@ -1,0 +1,1 @@
+"""Per-backend details that ``keras.ops`` cannot express (DESIGN §4): kept small and in one place."""

@@ -1,0 +1,556 @@
+"""ChromaticGPT: a decoder-only transformer over the unified chromatic vocabulary."""
+
+from __future__ import annotations
+
+import pathlib
+
+import keras
+import keras_hub
+import numpy as np
+from keras import ops
+
+from chroma_keras.errors import ModelInputError
+from chroma_keras.generation import prompts as prompt_tools
+from chroma_keras.generation.samplers import SamplingConfig, beam_search, sample_loop
+from chroma_keras.tokenizers.chromatic_vocabulary import ChromaticVocabulary, sequence_sections
+
+TOKEN_IDS = "token_ids"
+PADDING_MASK = "padding_mask"
+
+
+@keras.saving.register_keras_serializable(package="chroma_keras")
+class ChromaticGPT(keras.Model):
+    """A causal language model over :class:`~chroma_keras.tokenizers.ChromaticVocabulary`.
+
+    Token and learned position embeddings feed ``num_layers`` pre-norm causal
+    :class:`keras_hub.layers.TransformerDecoder` blocks (GELU MLPs, as GPT-2); a final layer
+    norm and an LM head give next-token logits. The head is the transposed token embedding
+    (``tie_embeddings=True``, as GPT-2) or its own matrix.
+
+    Training: ``fit()`` on dicts ``{"token_ids": int [batch, T], "padding_mask": [batch, T]}``
+    (1 = real token). :meth:`compute_loss` is the mean next-token cross-entropy over real
+    target tokens, so the stock ``train_step`` trains it on every backend.
+
+    Generation: :meth:`generate` builds the prompt's prefix, runs it through the model once
+    (:meth:`prefill`) to fill a key/value cache, then feeds one token per step
+    (:meth:`decode_step`), choosing each with a strategy of
+    :mod:`chroma_keras.generation.samplers`.
+
+    Args:
+        vocabulary: a :class:`ChromaticVocabulary` or its config dict.
+        hidden_dim: token width.
+        num_layers: transformer blocks.
+        num_heads: attention heads (must divide ``hidden_dim``).
+        intermediate_dim: width of each block's MLP.
+        max_sequence_length: longest sequence (prompt + generated tokens) the position
+            embedding covers.
+        dropout: dropout of embeddings, attention and MLPs in training.
+        tie_embeddings: share the token embedding with the LM head.
+        layer_norm_epsilon: epsilon of the layer norms.
+        sampling: default strategy of :meth:`generate` (one of
+            :data:`chroma_keras.generation.samplers.STRATEGIES`).
+        temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty: default
+            sampling parameters (see :class:`~chroma_keras.generation.samplers.SamplingConfig`).
+        max_length: default longest generated sequence, prompt included.
+        seed: seed of dropout.
+
+    Call arguments:
+        inputs: a dict with ``token_ids`` and optionally ``padding_mask``, or token ids.
+        training: apply dropout.
+
+    Returns:
+        logits ``[batch, T, vocabulary_size]``.
+
+    Example:
+    >>> import chroma_keras as ck
+    >>> model = ck.from_preset("gpt_remi_chromatic")
+    >>> ids = model.generate(prompt="Generate a RED segment with high temporal complexity",
+    ...                      max_length=64, sampling="top_p", seed=0)
+    >>> report = model.to_midi(ids[0], "red.mid")  # doctest: +SKIP
+    """
+
+    # The corpus reader skips segments without MIDI for this model.
+    required_modalities = ("midi",)
+
+    def __init__(
+        self,
+        vocabulary=None,
+        hidden_dim=256,
+        num_layers=4,
+        num_heads=4,
+        intermediate_dim=1024,
+        max_sequence_length=512,
+        dropout=0.1,
+        tie_embeddings=True,
+        layer_norm_epsilon=1e-5,
+        sampling="top_p",
+        temperature=1.0,
+        top_k=40,
+        top_p=0.9,
+        repetition_penalty=1.0,
+        num_beams=4,
+        length_penalty=1.0,
+        max_length=256,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if vocabulary is None:
+            vocabulary = ChromaticVocabulary(midi={"tokenization": "remi"})
+        elif not isinstance(vocabulary, ChromaticVocabulary):
+            vocabulary = ChromaticVocabulary.from_config(vocabulary)
+        if hidden_dim % num_heads:
+            raise ModelInputError(
+                f"hidden_dim must be divisible by num_heads. Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        self.vocabulary = vocabulary
+        # === Layers ===
+        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
+            vocabulary.vocabulary_size,
+            hidden_dim,
+            tie_weights=tie_embeddings,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02, seed=seed),
+            name="token_embedding",
+        )
+        self.position_embedding = keras_hub.layers.PositionEmbedding(
+            max_sequence_length,
+            initializer=keras.initializers.RandomNormal(stddev=0.02, seed=None if seed is None else seed + 1),
+            name="position_embedding",
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout, seed=seed, name="embedding_dropout")
+        self.blocks = [
+            keras_hub.layers.TransformerDecoder(
+                intermediate_dim=intermediate_dim,
+                num_heads=num_heads,
+                dropout=dropout,
+                activation="gelu",
+                layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.02, seed=None if seed is None else seed + 2 + i),
+                normalize_first=True,
+                name=f"block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="final_norm")
+        self.token_embedding.build((None, None))
+        self.position_embedding.build((None, None, hidden_dim))
+        for block in self.blocks:
+            block.build((None, None, hidden_dim))
+        self.final_norm.build((None, None, hidden_dim))
+        self.built = True
+
+        # === Config ===
+        self.hidden_dim = int(hidden_dim)
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.intermediate_dim = int(intermediate_dim)
+        self.max_sequence_length = int(max_sequence_length)
+        self.dropout = float(dropout)
+        self.tie_embeddings = bool(tie_embeddings)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.sampling_config = SamplingConfig(
+            sampling,
+            temperature=float(temperature),
+            top_k=int(top_k),
+            top_p=float(top_p),
+            repetition_penalty=float(repetition_penalty),
+            num_beams=int(num_beams),
+            length_penalty=float(length_penalty),
+        )
+        self.max_length = int(max_length)
+        self.seed = seed
+        self.rebracketing_dropout = 0.0  # set from the preset's model.gpt.rebracketing_dropout
+
+    # --- forward pass and loss -------------------------------------------------------------
+
+    def _embed(self, token_ids, start_index=0, training=False):
+        tokens = self.token_embedding(token_ids)
+        positions = self.position_embedding(tokens, start_index=start_index)
+        return self.embedding_dropout(tokens + positions, training=training)
+
+    def call(self, inputs, training=False):
+        if isinstance(inputs, dict):
+            token_ids, padding_mask = inputs[TOKEN_IDS], inputs.get(PADDING_MASK)
+        else:
+            token_ids, padding_mask = inputs, None
+        x = self._embed(token_ids, training=training)
+        for block in self.blocks:
+            x = block(x, decoder_padding_mask=padding_mask, training=training)
+        return self.token_embedding(self.final_norm(x), reverse=True)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        token_ids = x[TOKEN_IDS] if isinstance(x, dict) else x
+        mask = x.get(PADDING_MASK) if isinstance(x, dict) else None
+        targets = token_ids[:, 1:]
+        logits = ops.cast(y_pred[:, :-1, :], "float32")
+        weights = ops.ones_like(targets, dtype="float32") if mask is None else ops.cast(mask[:, 1:], "float32")
+        losses = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        loss = ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0)
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def compile(self, optimizer=None, **kwargs):
+        """Compile with the model's own next-token loss; the optimizer defaults to AdamW(3e-4)."""
+        if kwargs.get("loss") is not None:
+            raise ModelInputError("ChromaticGPT owns its loss; do not pass loss= to compile().")
+        kwargs.pop("loss", None)
+        super().compile(optimizer=optimizer or keras.optimizers.AdamW(3e-4), **kwargs)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(optimizer=config.get("optimizer"))
+        if self.optimizer is not None:
+            self.optimizer.build(self.trainable_variables)
+
+    # --- cached decoding ---------------------------------------------------------------------
+
+    def init_cache(self, batch_size, length):
+        """An empty key/value cache ``[batch, num_layers, 2, length, num_heads, head_dim]``."""
+        head_dim = self.hidden_dim // self.num_heads
+        return ops.zeros((batch_size, self.num_layers, 2, length, self.num_heads, head_dim), dtype=self.compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, index):
+        """Run ``token_ids`` (positions ``index ..``) through the model, reading and writing ``cache``.
+
+        Returns:
+            ``(logits [batch, n, vocab], cache)``.
+        """
+        x = self._embed(token_ids, start_index=index)
+        layers = []
+        for i, block in enumerate(self.blocks):
+            x, layer_cache = block(x, self_attention_cache=cache[:, i, ...], self_attention_cache_update_index=index)
+            layers.append(layer_cache)
+        logits = self.token_embedding(self.final_norm(x), reverse=True)
+        return logits, ops.stack(layers, axis=1)
+
+    def compiled_cached_call(self):
+        """:meth:`call_with_cache` compiled for the backend (built once, reused by :meth:`generate`)."""
+        if getattr(self, "_compiled_cached_call", None) is None:
+            from chroma_keras.backend.compiled_decoding import compile_cached_call
+
+            self._compiled_cached_call = compile_cached_call(self)
+        return self._compiled_cached_call
+
+    def prefill(self, token_ids, cache_length=None):
+        """Fill a fresh cache with a prompt.
+
+        Args:
+            token_ids: ``[batch, prompt_length]`` ints.
+            cache_length: positions the cache holds (default ``max_sequence_length``).
+
+        Returns:
+            ``(logits [batch, prompt_length, vocab], cache)``.
+        """
+        token_ids = ops.convert_to_tensor(np.asarray(token_ids, np.int32))
+        length = self.max_sequence_length if cache_length is None else int(cache_length)
+        self._check_length(ops.shape(token_ids)[1], length)
+        cache = self.init_cache(ops.shape(token_ids)[0], length)
+        return self.compiled_cached_call()(token_ids, cache, 0)
+
+    def decode_step(self, token_ids, cache, index):
+        """One decoding step: the logits after ``token_ids [batch, 1]`` at position ``index``.
+
+        Returns:
+            ``(logits [batch, vocab], cache)``.
+        """
+        token_ids = ops.convert_to_tensor(np.asarray(token_ids, np.int32).reshape(-1, 1))
+        logits, cache = self.compiled_cached_call()(token_ids, cache, index)
+        return logits[:, -1, :], cache
+
+    def _check_length(self, length, cache_length):
+        if not 0 < int(length) <= int(cache_length) <= self.max_sequence_length:
+            raise ModelInputError(
+                f"sequence length {int(length)} and cache length {int(cache_length)} must satisfy "
+                f"0 < length <= cache_length <= max_sequence_length={self.max_sequence_length}."
+            )
+
+    # --- generation ----------------------------------------------------------------------
+
+    def prompt_ids(self, prompt=None, condition=None, rebracketing=None, rebracketing_type=None) -> np.ndarray:
+        """The prefix tokens :meth:`generate` starts from (see :mod:`chroma_keras.generation.prompts`).
+
+        ``prompt`` may also be token ids (a 1-D int sequence), used as they are.
+        """
+        if isinstance(prompt, (np.ndarray, list, tuple)) and not isinstance(prompt, str):
+            ids = np.asarray(prompt)
+            if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer) or ids.size == 0:
+                raise ModelInputError(f"token-id prompts must be a non-empty 1-D int sequence. Received: shape={ids.shape}, dtype={ids.dtype}")
+            if ids.min() < 0 or ids.max() >= self.vocabulary.vocabulary_size:
+                raise ModelInputError(f"prompt token ids must be in [0, {self.vocabulary.vocabulary_size}).")
+            return ids.astype(np.int32)
+        structured = prompt_tools.resolve_prompt(prompt, condition, rebracketing, rebracketing_type)
+        return prompt_tools.prompt_ids(structured, self.vocabulary)
+
+    def generate(
+        self,
+        prompt=None,
+        condition=None,
+        max_length=None,
+        sampling=None,
+        seed=None,
+        temperature=None,
+        top_k=None,
+        top_p=None,
+        repetition_penalty=None,
+        num_beams=None,
+        length_penalty=None,
+        num_samples=1,
+        rebracketing=None,
+        logits_processors=(),
+        constrained=False,
+    ) -> np.ndarray:
+        """Generate token sequences for a prompt.
+
+        Args:
+            prompt: free text ("Generate a RED segment with high temporal complexity"), a
+                :class:`~chroma_keras.generation.prompts.StructuredPrompt`, a dict of its fields,
+                prefix token ids, or None (no mode on any axis).
+            condition: a colour / per-axis condition (overrides the prompt's modes).
+            max_length: longest returned sequence, prompt included (default: the preset's
+                ``generation.sampling.max_length``; at most ``max_sequence_length``).
+            sampling: strategy, one of :data:`~chroma_keras.generation.samplers.STRATEGIES`
+                (default: the preset's ``generation.sampling.strategy``).
+            seed: integer seed of the draws; the same seed gives the same tokens.
+            temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty: override the
+                model's defaults (see :class:`~chroma_keras.generation.samplers.SamplingConfig`).
+            num_samples: sequences to return (for ``beam``: the best ``num_samples`` beams).
+            rebracketing: normalised rebracketing levels merged over the prompt's.
+            logits_processors: ``f(sequences, logits) -> logits`` masks applied every step.
+            constrained: mask every token REMI's grammar does not allow next
+                (:class:`~chroma_keras.generation.remi_grammar.RemiGrammar`), so the MIDI section
+                decodes with no token errors; works with every strategy.
+
+        Returns:
+            int32 NumPy array ``[num_samples, length]``: prefix then generated tokens, ending with
+            ``<eos>`` when the model ended the sequence, ``<pad>`` after it.
+        """
+        prefix = self.prompt_ids(prompt, condition, rebracketing)
+        config = self.sampling_config.updated(
+            strategy=sampling,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            num_beams=num_beams,
+            length_penalty=length_penalty,
+        )
+        max_length = self.max_length if max_length is None else int(max_length)
+        max_length = min(max_length, self.max_sequence_length)
+        if max_length <= len(prefix):
+            raise ModelInputError(
+                f"max_length must exceed the prompt's {len(prefix)} tokens (and max_sequence_length caps it at "
+                f"{self.max_sequence_length}). Received: max_length={max_length}"
+            )
+        if not (isinstance(num_samples, (int, np.integer)) and num_samples >= 1):
+            raise ModelInputError(f"num_samples must be an integer >= 1. Received: num_samples={num_samples!r}")
+        vocab = self.vocabulary
+        logits_processors = list(logits_processors)
+        if constrained:
+            from chroma_keras.generation.remi_grammar import RemiGrammar
+
+            logits_processors.append(RemiGrammar(vocab))
+        if config.strategy == "beam":
+            if num_samples > config.num_beams:
+                raise ModelInputError(
+                    f"beam search returns at most num_beams={config.num_beams} sequences. Received: num_samples={num_samples}"
+                )
+            stepper = _CachedStepper(self, config.num_beams, max_length)
+            sequences, _ = beam_search(
+                stepper,
+                prefix,
+                max_length,
+                config.num_beams,
+                config.length_penalty,
+                eos_id=vocab.eos_id,
+                pad_id=vocab.pad_id,
+                reorder_fn=stepper.reorder,
+                repetition_penalty=config.repetition_penalty,
+                num_return=num_samples,
+                processors=logits_processors,
+            )
+            return sequences
+        stepper = _CachedStepper(self, num_samples, max_length)
+        prompts = np.repeat(prefix[None, :], num_samples, axis=0)
+        return sample_loop(
+            stepper, prompts, max_length, config, seed=seed, eos_id=vocab.eos_id, pad_id=vocab.pad_id, processors=logits_processors
+        )
+
+    def to_midi(self, ids, path=None):
+        """Decode generated sequences into Standard MIDI Files.
+
+        Only the MIDI section of each sequence (after ``<sep_midi>``, up to ``<eos>``) is decoded;
+        tokens that break REMI's grammar are skipped the way miditok decodes, and counted.
+
+        Args:
+            ids: one sequence ``[T]`` or a batch ``[batch, T]`` (what :meth:`generate` returns).
+            path: for one sequence, the ``.mid`` file to write; for a batch, a directory that
+                receives ``sample_000.mid``, ... ; None writes nothing.
+
+        Returns:
+            A report dict per sequence (a list for a batch): ``midi`` (the bytes), ``path``,
+            ``num_tokens``, ``num_notes`` and ``token_error_rate`` (miditok's share of
+            tokens whose type cannot follow the previous token's).
+        """
+        array = np.asarray(ids)
+        if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.integer):
+            raise ModelInputError(f"ids must be integer token ids [T] or [batch, T]. Received: shape={array.shape}, dtype={array.dtype}")
+        if array.ndim == 2:
+            out_dir = None if path is None else pathlib.Path(path)
+            return [
+                self.to_midi(row, None if out_dir is None else out_dir / f"sample_{i:03d}.mid") for i, row in enumerate(array)
+            ]
+        midi_ids = sequence_sections(array, self.vocabulary)["midi"]
+        data, report = self.vocabulary.decode_midi(midi_ids)
+        if path is not None:
+            path = pathlib.Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return {"midi": data, "path": None if path is None else str(path), **report}
+
+    def training_batches(self, dataset):
+        """``fit()`` batches for this model from a corpus reader's MIDI-token batches
+        (:class:`~chroma_keras.training.gpt_batches.GPTTokenBatches`); None passes through.
+        :func:`chroma_keras.demo.train_on_corpus` calls it."""
+        if dataset is None:
+            return None
+        from chroma_keras.training.gpt_batches import GPTTokenBatches
+
+        seed = 0 if self.seed is None else int(self.seed)
+        return GPTTokenBatches(dataset, self.vocabulary, self.max_sequence_length, self.rebracketing_dropout, seed)
+
+    # --- presets -------------------------------------------------------------------------
+
+    @classmethod
+    def from_preset_config(cls, config):
+        """Build the model from a resolved preset dict (``model.gpt``, ``preprocessing.midi``,
+        ``generation.sampling``)."""
+        from chroma_keras.preprocessing.midi_tokens import MidiTokenizerSpec
+
+        gpt = config["model"]["gpt"]
+        sampling = config["generation"]["sampling"]
+        spec = MidiTokenizerSpec.from_config(config)
+        vocabulary = ChromaticVocabulary(
+            midi=spec,
+            audio_num_codebooks=gpt["audio_num_codebooks"],
+            audio_codebook_size=gpt["audio_codebook_size"],
+            rebracketing_buckets=gpt["rebracketing_buckets"],
+            text=gpt["text_tokens"],
+        )
+        model = cls(
+            vocabulary=vocabulary,
+            hidden_dim=gpt["hidden_dim"],
+            num_layers=gpt["num_layers"],
+            num_heads=gpt["num_heads"],
+            intermediate_dim=gpt["intermediate_dim"],
+            max_sequence_length=gpt["max_sequence_length"],
+            dropout=gpt["dropout"],
+            tie_embeddings=gpt["tie_embeddings"],
+            sampling=sampling["strategy"],
+            temperature=sampling["temperature"],
+            top_k=sampling["top_k"],
+            top_p=sampling["top_p"],
+            repetition_penalty=sampling["repetition_penalty"],
+            num_beams=sampling["num_beams"],
+            length_penalty=sampling["length_penalty"],
+            max_length=sampling["max_length"],
+            seed=config["training"]["seed"],
+            name=config["name"],
+        )
+        model.rebracketing_dropout = float(gpt["rebracketing_dropout"])
+        return model
+
+    def preset_overrides(self):
+        """The preset keys this model's constructor arguments determine (inverse of :meth:`from_preset_config`)."""
+        vocab = self.vocabulary
+        spec = vocab.midi_spec
+        out = {
+            "model.generative.type": "autoregressive",
+            "model.gpt.hidden_dim": self.hidden_dim,
+            "model.gpt.num_layers": self.num_layers,
+            "model.gpt.num_heads": self.num_heads,
+            "model.gpt.intermediate_dim": self.intermediate_dim,
+            "model.gpt.max_sequence_length": self.max_sequence_length,
+            "model.gpt.dropout": self.dropout,
+            "model.gpt.tie_embeddings": self.tie_embeddings,
+            "model.gpt.audio_num_codebooks": vocab.audio_num_codebooks,
+            "model.gpt.audio_codebook_size": vocab.audio_codebook_size,
+            "model.gpt.rebracketing_buckets": vocab.rebracketing_buckets,
+            "model.gpt.text_tokens": vocab.text,
+            "model.gpt.rebracketing_dropout": self.rebracketing_dropout,
+            "generation.sampling.strategy": self.sampling_config.strategy,
+            "generation.sampling.temperature": self.sampling_config.temperature,
+            "generation.sampling.top_k": self.sampling_config.top_k,
+            "generation.sampling.top_p": self.sampling_config.top_p,
+            "generation.sampling.repetition_penalty": self.sampling_config.repetition_penalty,
+            "generation.sampling.num_beams": self.sampling_config.num_beams,
+            "generation.sampling.length_penalty": self.sampling_config.length_penalty,
+            "generation.sampling.max_length": self.max_length,
+        }
+        if spec is not None:
+            out.update(
+                {
+                    "preprocessing.midi.tokenization": spec.tokenization,
+                    "preprocessing.midi.max_events": spec.max_events,
+                    "preprocessing.midi.tokens.cpword_layout": spec.cpword_layout,
+                    "preprocessing.midi.tokens.positions_per_beat": spec.positions_per_beat,
+                    "preprocessing.midi.tokens.num_velocities": spec.num_velocities,
+                    "preprocessing.midi.tokens.use_tempos": spec.use_tempos,
+                }
+            )
+        return out
+
+    # --- config ------------------------------------------------------------------------------
+
+    def get_config(self):
+        sampling = self.sampling_config
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "vocabulary": self.vocabulary.to_config(),
+            "hidden_dim": self.hidden_dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "intermediate_dim": self.intermediate_dim,
+            "max_sequence_length": self.max_sequence_length,
+            "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "sampling": sampling.strategy,
+            "temperature": sampling.temperature,
+            "top_k": sampling.top_k,
+            "top_p": sampling.top_p,
+            "repetition_penalty": sampling.repetition_penalty,
+            "num_beams": sampling.num_beams,
+            "length_penalty": sampling.length_penalty,
+            "max_length": self.max_length,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class _CachedStepper:
+    """``step_fn`` of the decoding loops: feeds only the tokens the cache has not seen yet."""
+
+    def __init__(self, model: ChromaticGPT, batch_size: int, cache_length: int):
+        self.model = model
+        self.cache = model.init_cache(batch_size, cache_length)
+        self.cache_length = cache_length
+        self.seen = 0
+        self.call = model.compiled_cached_call()
+
+    def __call__(self, sequences: np.ndarray) -> np.ndarray:
+        new = np.asarray(sequences[:, self.seen :], np.int32)
+        self.model._check_length(sequences.shape[1], self.cache_length)
+        logits, self.cache = self.call(ops.convert_to_tensor(new), self.cache, self.seen)
+        self.seen = sequences.shape[1]
+        return ops.convert_to_numpy(ops.cast(logits[:, -1, :], "float32"))
+
+    def reorder(self, parents: np.ndarray) -> None:
+        self.cache = ops.take(self.cache, ops.convert_to_tensor(np.asarray(parents, np.int32)), axis=0)
+
+
+__all__ = ["ChromaticGPT"]

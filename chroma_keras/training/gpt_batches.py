@@ -1,0 +1,129 @@
+"""Training batches of the GPT generator, made from the corpus reader's MIDI-token batches.
+
+:class:`GPTTokenBatches` wraps a :class:`~chroma_keras.data.multimodal_dataset.MultimodalDataset`
+built from a preset with ``preprocessing.midi.tokenization: remi`` and turns each of its
+batches into ``{"token_ids", "padding_mask"}`` for :class:`~chroma_keras.models.ChromaticGPT`:
+
+``<bos> <mode tokens> <rebracketing tokens> <sep_midi> <MIDI tokens> <eos> <pad> ...``
+
+The mode tokens come from the segment's per-axis labels (``modes``, multi-hot), the
+rebracketing tokens from its normalised scores and type (``rebracketing``); each
+rebracketing token is dropped with probability ``rebracketing_dropout`` (seeded per epoch),
+so a prompt that names only one score looks like training data. A segment cut at
+``max_events`` gets no ``<eos>`` (it did not end there).
+
+Example:
+
+>>> import chroma_keras as ck
+>>> from chroma_keras.demo import train_on_corpus
+>>> model = ck.from_preset("gpt_remi_chromatic")
+>>> history, datasets = train_on_corpus(model, "demo_corpus.parquet", epochs=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from chroma_keras import modes, rebracketing
+from chroma_keras.data import keys
+from chroma_keras.errors import DataError
+
+TOKEN_IDS = "token_ids"
+PADDING_MASK = "padding_mask"
+
+
+def segment_prefix(vocabulary, mode_vector, rebracketing_vector, keep=None) -> list[int]:
+    """The prefix tokens of one segment from its multi-hot modes and rebracketing features.
+
+    Args:
+        vocabulary: the :class:`~chroma_keras.tokenizers.ChromaticVocabulary`.
+        mode_vector: ``[modes.MODE_VECTOR_SIZE]`` multi-hot (``keys.MODES``).
+        rebracketing_vector: ``[rebracketing.FEATURE_SIZE]`` features (``keys.REBRACKETING``).
+        keep: optional bools, one per rebracketing token (scores then type), False drops it.
+
+    Returns:
+        ids from ``<bos>`` to ``<sep_midi>``.
+    """
+    mode_vector = np.asarray(mode_vector).reshape(len(modes.AXES), modes.MODES_PER_AXIS)
+    condition = {
+        axis: tuple(m for m, on in zip(modes.AXIS_MODES[axis], mode_vector[a] > 0) if on) for a, axis in enumerate(modes.AXES)
+    }
+    levels, kind = {}, None
+    features = np.asarray(rebracketing_vector)
+    if features[rebracketing.PRESENCE_INDEX] > 0:
+        levels = {field: float(np.clip(features[i], 0.0, 1.0)) for i, field in enumerate(rebracketing.SCORE_FIELDS)}
+        onehot = features[len(rebracketing.SCORE_FIELDS) : len(rebracketing.SCORE_FIELDS) + len(rebracketing.REBRACKETING_TYPES)]
+        if onehot.max() > 0:
+            kind = rebracketing.REBRACKETING_TYPES[int(np.argmax(onehot))]
+    if keep is not None:
+        levels = {f: v for i, (f, v) in enumerate(levels.items()) if keep[i]}
+        if kind is not None and not keep[len(rebracketing.SCORE_FIELDS)]:
+            kind = None
+    ids = [vocabulary.bos_id, *vocabulary.mode_ids(modes.ModeCondition(**condition))]
+    ids += vocabulary.rebracketing_ids(levels, kind)
+    ids.append(vocabulary.separator_id("midi"))
+    return ids
+
+
+class GPTTokenBatches(keras.utils.PyDataset):
+    """GPT batches ``({"token_ids", "padding_mask"},)`` from a MIDI-token corpus dataset.
+
+    Args:
+        dataset: a ``MultimodalDataset`` (or any PyDataset) whose batches hold ``keys.MIDI_TOKENS``,
+            ``keys.MIDI_TOKEN_MASK``, ``keys.MODES`` and ``keys.REBRACKETING``.
+        vocabulary: the model's vocabulary; its MIDI tokenizer must be the dataset's.
+        max_sequence_length: length of every batch row (prefix + MIDI + ``<eos>``, cut to fit).
+        rebracketing_dropout: chance of leaving each rebracketing token out of a prefix.
+        seed: seed of the dropout draws (varied per epoch).
+    """
+
+    def __init__(self, dataset, vocabulary, max_sequence_length: int, rebracketing_dropout: float = 0.0, seed: int = 0):
+        super().__init__()
+        self.dataset = dataset
+        self.vocabulary = vocabulary
+        self.max_sequence_length = int(max_sequence_length)
+        self.rebracketing_dropout = float(rebracketing_dropout)
+        self.seed = int(seed)
+        self.epoch = 0
+        plan_tokenizer = getattr(getattr(dataset, "plan", None), "tokenizer", None)
+        if plan_tokenizer is None and hasattr(dataset, "plan"):
+            raise DataError("GPT batches need MIDI tokens: set preprocessing.midi.tokenization to 'remi' in the preset.")
+        if plan_tokenizer is not None and plan_tokenizer.spec != vocabulary.midi_spec:
+            raise DataError(
+                f"the dataset's MIDI tokenizer {plan_tokenizer.spec} differs from the model vocabulary's {vocabulary.midi_spec}."
+            )
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        (batch,) = self.dataset[index][:1]
+        tokens = np.asarray(batch[keys.MIDI_TOKENS])
+        masks = np.asarray(batch[keys.MIDI_TOKEN_MASK]) > 0
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rows = np.zeros((len(tokens), self.max_sequence_length), np.int32)
+        padding = np.zeros_like(rows)
+        num_keep = len(rebracketing.SCORE_FIELDS) + 1
+        for r in range(len(tokens)):
+            keep = rng.random(num_keep) >= self.rebracketing_dropout
+            ids = segment_prefix(self.vocabulary, batch[keys.MODES][r], batch[keys.REBRACKETING][r], keep)
+            midi = tokens[r][masks[r]]
+            ids += list(self.vocabulary.midi_ids(midi))
+            if masks[r].sum() < masks.shape[1]:  # not cut at max_events: the segment ends here
+                ids.append(self.vocabulary.eos_id)
+            ids = ids[: self.max_sequence_length]
+            rows[r, : len(ids)] = ids
+            padding[r, : len(ids)] = 1
+        return ({TOKEN_IDS: rows, PADDING_MASK: padding},)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        if hasattr(self.dataset, "on_epoch_end"):
+            self.dataset.on_epoch_end()
+
+    def __getattr__(self, name):
+        # Reports, batch_size and the like come from the wrapped reader.
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)

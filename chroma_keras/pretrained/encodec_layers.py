@@ -16,14 +16,50 @@ with a fixed signature), because the padding is computed from them.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from chroma_keras.errors import ModelInputError
 
 PAD_MODES = ("reflect", "constant")
+_SEEDS = itertools.count()
+
+
+@keras.saving.register_keras_serializable(package="chroma_keras")
+class FanInUniform(keras.initializers.Initializer):
+    """Uniform in ``±1/sqrt(fan_in)`` (PyTorch's default for conv and LSTM weights), drawn with NumPy.
+
+    EnCodec's weights are normally overwritten by a converted checkpoint; drawing
+    the placeholder values in NumPy spares JAX a compilation per kernel shape
+    (about half a second each, dozens of shapes) when the model is built.
+
+    Args:
+        fan_in_axes: how many leading axes make up the fan-in (kernel taps and
+            input channels of a Conv1D: 2; an LSTM kernel: 1).
+        seed: NumPy seed; None draws one from a process-wide counter.
+
+    Example:
+
+    >>> FanInUniform(2, seed=0)((7, 4, 8)).shape
+    (7, 4, 8)
+    """
+
+    def __init__(self, fan_in_axes=2, seed=None):
+        self.fan_in_axes = int(fan_in_axes)
+        self.seed = next(_SEEDS) if seed is None else int(seed)
+
+    def __call__(self, shape, dtype=None):
+        fan_in = max(1, int(np.prod(shape[: self.fan_in_axes])))
+        bound = 1.0 / math.sqrt(fan_in)
+        values = np.random.default_rng(self.seed).uniform(-bound, bound, size=tuple(shape))
+        return ops.convert_to_tensor(values, dtype=dtype or keras.config.floatx())
+
+    def get_config(self):
+        return {"fan_in_axes": self.fan_in_axes, "seed": self.seed}
 
 
 def _static_length(x, layer_name: str) -> int:
@@ -100,7 +136,8 @@ class EncodecConv1D(keras.layers.Layer):
         self.causal = bool(causal)
         self.pad_mode = pad_mode
         self.conv = keras.layers.Conv1D(
-            self.filters, self.kernel_size, strides=self.stride, dilation_rate=self.dilation, padding="valid", name="conv"
+            self.filters, self.kernel_size, strides=self.stride, dilation_rate=self.dilation, padding="valid",
+            kernel_initializer=FanInUniform(2), name="conv",
         )
 
     def build(self, input_shape):
@@ -167,7 +204,8 @@ class EncodecConvTranspose1D(keras.layers.Layer):
         self.causal = bool(causal)
         self.trim_right_ratio = float(trim_right_ratio)
         self.conv = keras.layers.Conv1DTranspose(
-            self.filters, self.kernel_size, strides=self.stride, padding="valid", name="conv"
+            self.filters, self.kernel_size, strides=self.stride, padding="valid",
+            kernel_initializer=FanInUniform(2), name="conv",
         )
 
     def build(self, input_shape):
@@ -275,7 +313,13 @@ class EncodecLSTM(keras.layers.Layer):
         super().__init__(**kwargs)
         self.dim = int(dim)
         self.num_layers = int(num_layers)
-        self.lstms = [keras.layers.LSTM(self.dim, return_sequences=True, name=f"lstm_{i}") for i in range(self.num_layers)]
+        self.lstms = [
+            keras.layers.LSTM(
+                self.dim, return_sequences=True, kernel_initializer=FanInUniform(1), recurrent_initializer=FanInUniform(1),
+                unit_forget_bias=False, name=f"lstm_{i}",
+            )
+            for i in range(self.num_layers)
+        ]
 
     def build(self, input_shape):
         for lstm in self.lstms:

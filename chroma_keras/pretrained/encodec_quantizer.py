@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from chroma_keras.errors import ModelInputError
+from chroma_keras.pretrained.encodec_layers import FanInUniform
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
@@ -42,7 +43,7 @@ class EncodecResidualQuantizer(keras.layers.Layer):
         self.codebooks = self.add_weight(
             name="codebooks",
             shape=(self.num_quantizers, self.codebook_size, self.codebook_dim),
-            initializer="random_normal",
+            initializer=FanInUniform(0),
             trainable=False,
         )
         self.built = True

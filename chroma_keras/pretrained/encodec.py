@@ -414,8 +414,7 @@ def _assign_conv(loader, conv_layer, prefix: str):
 
 
 def _assign_lstm(loader, lstm_layer: EncodecLSTM, prefix: str):
-    for i, lstm in enumerate(lstm_layer.lstms):
-        cell = lstm.cell
+    for i, cell in enumerate(lstm_layer.lstms):
         # torch's gate order (input, forget, cell, output) is Keras' too; only the layout is transposed.
         loader.assign(cell.kernel, f"{prefix}.lstm.weight_ih_l{i}", np.transpose)
         loader.assign(cell.recurrent_kernel, f"{prefix}.lstm.weight_hh_l{i}", np.transpose)

@@ -296,6 +296,58 @@ class EncodecResidualBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
+class EncodecLSTMLayer(keras.layers.Layer):
+    """One unidirectional LSTM (gates input, forget, cell, output, as PyTorch), returning every step.
+
+    The input projection of all steps is one matmul; only the recurrent part
+    runs in ``keras.ops.scan``, which is far faster than ``keras.layers.LSTM``
+    on the torch backend (a Python loop there) and jit-friendly elsewhere.
+
+    Args:
+        units: hidden size.
+
+    Example:
+
+    >>> EncodecLSTMLayer(4)(keras.ops.ones((2, 5, 3))).shape
+    (2, 5, 4)
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 4 * self.units), initializer=FanInUniform(1))
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel", shape=(self.units, 4 * self.units), initializer=FanInUniform(1)
+        )
+        self.bias = self.add_weight(name="bias", shape=(4 * self.units,), initializer="zeros")
+        self.built = True
+
+    def call(self, x):
+        projected = ops.matmul(x, self.kernel) + self.bias  # [batch, time, 4 * units]
+        recurrent_kernel = ops.convert_to_tensor(self.recurrent_kernel)
+
+        def step(carry, projected_t):
+            h, c = carry
+            i, f, g, o = ops.split(projected_t + ops.matmul(h, recurrent_kernel), 4, axis=-1)
+            c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+            h = ops.sigmoid(o) * ops.tanh(c)
+            # The TensorFlow scan stacks outputs shaped like the carry, hence (h, c) rather than h.
+            return (h, c), (h, c)
+
+        zeros = ops.zeros_like(projected[:, 0, : self.units])
+        _, (hidden, _) = ops.scan(step, (zeros, zeros), ops.transpose(projected, (1, 0, 2)))
+        return ops.transpose(hidden, (1, 0, 2))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="chroma_keras")
 class EncodecLSTM(keras.layers.Layer):
     """A stack of unidirectional LSTMs of width ``dim`` whose output is added to its input.
 
@@ -313,13 +365,7 @@ class EncodecLSTM(keras.layers.Layer):
         super().__init__(**kwargs)
         self.dim = int(dim)
         self.num_layers = int(num_layers)
-        self.lstms = [
-            keras.layers.LSTM(
-                self.dim, return_sequences=True, kernel_initializer=FanInUniform(1), recurrent_initializer=FanInUniform(1),
-                unit_forget_bias=False, name=f"lstm_{i}",
-            )
-            for i in range(self.num_layers)
-        ]
+        self.lstms = [EncodecLSTMLayer(self.dim, name=f"lstm_{i}") for i in range(self.num_layers)]
 
     def build(self, input_shape):
         for lstm in self.lstms:

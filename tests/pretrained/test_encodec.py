@@ -153,11 +153,14 @@ def test_original_and_legacy_weight_norm_layouts_give_the_same_model(converted_p
 
 
 def test_convert_save_load_round_trip_is_identical(converted_pair, tmp_path):
-    reference, model, config, metadata, _ = converted_pair
+    from chroma_keras import cli
+
+    reference, model, config, metadata, directory = converted_pair
     out = pretrained.save_converted(model, tmp_path / "converted", "encodec", config, metadata)
+    assert cli.main(["convert", "--model", "encodec", "--checkpoint", str(directory), "--out", str(tmp_path / "cli")]) == 0
     wave = np.random.default_rng(1).normal(size=(1, 1, 100)).astype("float32")
     codes = _np(model.encode(wave, 6.0))
-    for loaded in (pretrained.load_converted(out), ck.from_preset(str(out))):
+    for loaded in (pretrained.load_converted(out), ck.from_preset(str(out)), ck.from_preset(str(tmp_path / "cli"))):
         assert isinstance(loaded, Encodec)
         np.testing.assert_array_equal(_np(loaded.embed(wave)), _np(model.embed(wave)))
         np.testing.assert_array_equal(_np(loaded.encode(wave, 6.0)), codes)

@@ -303,7 +303,7 @@ class EncodecLSTMLayer(keras.layers.Layer):
     runs in ``keras.ops.scan`` (a ``lax.scan`` / ``tf.while_loop`` that jit
     compilers handle well). On the torch backend, where ``keras.ops.scan`` is a
     Python loop of small ops, the same weights go to PyTorch's fused CPU/GPU
-    LSTM kernel instead (about 5x faster on EnCodec's 375-step, 512-wide LSTMs).
+    LSTM kernel instead (several times faster on EnCodec's 375-step, 512-wide LSTMs).
 
     Args:
         units: hidden size.

@@ -21,34 +21,10 @@ import numpy as np
 from keras import ops
 
 from chroma_keras.errors import CheckpointError
+from chroma_keras.pretrained.activations import reference_activation as activation_fn
 
-# Activations a CLAP config may name (``hidden_act``, ``projection_hidden_act``).
-_ACTIVATIONS = {
-    "gelu": lambda x: keras.activations.gelu(x, approximate=False),
-    "gelu_new": lambda x: keras.activations.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: keras.activations.gelu(x, approximate=True),
-    "relu": keras.activations.relu,
-    "silu": keras.activations.silu,
-    "swish": keras.activations.silu,
-    "tanh": keras.activations.tanh,
-}
 # PyTorch's nn.LayerNorm / nn.BatchNorm2d default epsilon.
 TORCH_NORM_EPSILON = 1e-5
-
-
-def activation_fn(name: str, key: str):
-    """The activation called ``name`` in a Hugging Face config.
-
-    Args:
-        name: ``"gelu"`` (exact), ``"gelu_new"``, ``"relu"``, ``"silu"``, ...
-        key: the config key that named it, for the error message.
-
-    Raises:
-        CheckpointError: an activation we do not implement.
-    """
-    if name not in _ACTIVATIONS:
-        raise CheckpointError(f"{key}={name!r}: unsupported activation; expected one of {sorted(_ACTIVATIONS)}.")
-    return _ACTIVATIONS[name]
 
 
 def relative_position_index(window_size: int) -> np.ndarray:

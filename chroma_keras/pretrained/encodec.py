@@ -103,8 +103,35 @@ def num_quantizers_of(config) -> int:
     return int(1000 * max(config["target_bandwidths"]) // (frame_rate_of(config) * bits))
 
 
+class _SEANetStack(keras.layers.Layer):
+    """A SEANet encoder or decoder: ``self.stages`` run in order, ``(kind, None)`` entries being ELUs.
+
+    Subclasses fill ``self.stages`` (keeping EnCodec's module order, which the
+    checkpoint's indices count) and name the config key of their input width.
+    """
+
+    input_channels_key = "audio_channels"
+
+    def build(self, input_shape):
+        channels = self.config[self.input_channels_key]
+        for kind, layer in self.stages:
+            if layer is None:
+                continue
+            layer.build((None, None, channels))
+            if kind == "conv":
+                channels = layer.filters
+
+    def call(self, x):
+        for _, layer in self.stages:
+            x = ops.elu(x) if layer is None else layer(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config}
+
+
 @keras.saving.register_keras_serializable(package="chroma_keras")
-class EncodecEncoder(keras.layers.Layer):
+class EncodecEncoder(_SEANetStack):
     """SEANet encoder: conv, then per ratio residual blocks and a strided conv, an LSTM, ELU and a last conv.
 
     Args:
@@ -142,26 +169,11 @@ class EncodecEncoder(keras.layers.Layer):
         self.stages.append(("conv", EncodecConv1D(c["hidden_size"], c["last_kernel_size"], name="conv_out", **conv)))
         self._layers_in_order = [layer for _, layer in self.stages if layer is not None]
 
-    def build(self, input_shape):
-        channels = self.config["audio_channels"]
-        for kind, layer in self.stages:
-            if layer is None:
-                continue
-            layer.build((None, None, channels))
-            if kind == "conv":
-                channels = layer.filters
-
-    def call(self, x):
-        for _, layer in self.stages:
-            x = ops.elu(x) if layer is None else layer(x)
-        return x
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config}
+    input_channels_key = "audio_channels"
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
-class EncodecDecoder(keras.layers.Layer):
+class EncodecDecoder(_SEANetStack):
     """SEANet decoder: conv, LSTM, then per ratio ELU, transposed conv and residual blocks, ELU and a last conv.
 
     Args:
@@ -204,22 +216,7 @@ class EncodecDecoder(keras.layers.Layer):
         self.stages.append(("conv", EncodecConv1D(c["audio_channels"], c["last_kernel_size"], name="conv_out", **conv)))
         self._layers_in_order = [layer for _, layer in self.stages if layer is not None]
 
-    def build(self, input_shape):
-        channels = self.config["hidden_size"]
-        for kind, layer in self.stages:
-            if layer is None:
-                continue
-            layer.build((None, None, channels))
-            if kind == "conv":
-                channels = layer.filters
-
-    def call(self, x):
-        for _, layer in self.stages:
-            x = ops.elu(x) if layer is None else layer(x)
-        return x
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config}
+    input_channels_key = "hidden_size"
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")

@@ -19,8 +19,8 @@ from keras import ops
 
 from chroma_keras.errors import CheckpointError, ModelInputError
 from chroma_keras.pretrained.registry import PretrainedArchitecture, register_architecture
+from chroma_keras.pretrained.activations import REFERENCE_ACTIVATIONS as ACTIVATIONS
 from chroma_keras.pretrained.wav2vec2_layers import (
-    ACTIVATIONS,
     Wav2Vec2EncoderLayer,
     Wav2Vec2FeatureEncoder,
     Wav2Vec2PositionalConvEmbedding,

@@ -11,40 +11,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from chroma_keras.errors import CheckpointError
+from chroma_keras.pretrained.activations import reference_activation as activation
 
-# Activation names a Wav2Vec2 config may use, and the Keras function computing each.
-ACTIVATIONS = {
-    "gelu": lambda x: keras.activations.gelu(x, approximate=False),
-    "gelu_new": lambda x: keras.activations.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: keras.activations.gelu(x, approximate=True),
-    "relu": keras.activations.relu,
-    "silu": keras.activations.silu,
-    "swish": keras.activations.silu,
-}
 # torch's LayerNorm / GroupNorm default, used by the conv feature extractor (its norms take no config epsilon).
 CONV_NORM_EPSILON = 1e-5
 # Added to attention scores of padded keys: exp() of it is 0 in float32 and it stays finite in float16.
 MASKED_SCORE = -1e4
-
-
-def activation(name: str, key: str = "hidden_act"):
-    """The activation function ``name`` (a Wav2Vec2 config value).
-
-    Args:
-        name: ``"gelu"`` (exact), ``"gelu_new"`` / ``"gelu_pytorch_tanh"`` (tanh approximation),
-            ``"relu"``, ``"silu"`` or ``"swish"``.
-        key: the config key the name came from, for the error message.
-
-    Returns:
-        A function of one tensor.
-
-    Raises:
-        CheckpointError: an activation this port does not implement.
-    """
-    if name not in ACTIVATIONS:
-        raise CheckpointError(f"{key}: activation {name!r} is not supported; expected one of {sorted(ACTIVATIONS)}.")
-    return ACTIVATIONS[name]
 
 
 class Wav2Vec2FeatureEncoder(keras.layers.Layer):

@@ -13,34 +13,10 @@ import sys
 
 import numpy as np
 
-
-def function_runner(export_dir, manifest, name):
-    """``run(*arrays) -> [arrays]``: one exported function, called positionally, in its format's runtime."""
-    entry = manifest["functions"][name]
-    names = [spec["name"] for spec in entry["inputs"]]
-    fmt = manifest["format"]
-    if fmt == "savedmodel":
-        import tensorflow as tf
-
-        signature = tf.saved_model.load(str(export_dir / "savedmodel")).signatures[name]
-        return lambda *arrays: [signature(**{n: tf.constant(a) for n, a in zip(names, arrays)})[k].numpy() for k in entry["outputs"]]
-    if fmt == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(export_dir / entry["file"]), providers=["CPUExecutionProvider"])
-        return lambda *arrays: session.run(entry["outputs"], dict(zip(names, arrays)))
-    if fmt not in ("torch", "torchscript"):
-        raise SystemExit(f"unknown format {fmt!r}")
-    import torch
-
-    path = str(export_dir / entry["file"])
-    module = torch.export.load(path).module() if fmt == "torch" else torch.jit.load(path)
-
-    def run(*arrays):
-        with torch.no_grad():
-            return [value.numpy() for value in module(*[torch.from_numpy(a) for a in arrays])]
-
-    return run
+# The runtime-only loader that chroma-keras export also ships as sample.py; imported by path so that
+# the chroma_keras package itself is never imported here.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "chroma_keras" / "export"))
+from sample_runner import load_function as function_runner  # noqa: E402
 
 
 def serve(export_dir, cases_dir):

@@ -1,6 +1,7 @@
 """Evaluation of generated music: Fréchet distance, symbolic statistics and diversity, reconstruction
 metrics, chromatic consistency by a scorer and bootstrap intervals (see ``docs/evaluation.md``)."""
 
+from chroma_keras.evaluation.audio_embeddings import audio_embeddings, codec_reconstruction, frechet_audio_distance
 from chroma_keras.evaluation.chromatic_consistency import (
     RecognitionReport,
     chromatic_consistency,
@@ -23,9 +24,12 @@ __all__ = [
     "Estimate",
     "FrechetResult",
     "RecognitionReport",
+    "audio_embeddings",
     "bootstrap_interval",
     "chromatic_consistency",
+    "codec_reconstruction",
     "colour_recognition",
+    "frechet_audio_distance",
     "frechet_distance",
     "frechet_distance_from_moments",
     "frechet_interval",

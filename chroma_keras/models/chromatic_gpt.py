@@ -376,6 +376,58 @@ class ChromaticGPT(keras.Model):
             stepper, prompts, max_length, config, seed=seed, eos_id=vocab.eos_id, pad_id=vocab.pad_id, processors=logits_processors
         )
 
+    def continue_midi(self, midi, prompt=None, condition=None, max_new_tokens=256, rebracketing=None, **generate_kwargs):
+        """Continue a MIDI segment: its REMI tokens follow the prompt's prefix, and generation goes on from there.
+
+        Args:
+            midi: a Standard MIDI File as bytes, or the path of one.
+            prompt, condition, rebracketing: the prefix, as in :meth:`generate` (the colour or
+                per-axis modes the continuation should have).
+            max_new_tokens: tokens to add after the given MIDI's tokens.
+            **generate_kwargs: :meth:`generate`'s sampling arguments (``sampling``, ``seed``,
+                ``temperature``, ``top_k``, ``top_p``, ``num_beams``, ``constrained``, ...).
+
+        Returns:
+            int32 ``[num_samples, length]``: prefix, the given MIDI's tokens, then the
+            continuation; :meth:`to_midi` turns it into MIDI (the given part included).
+
+        Raises:
+            MidiError: the MIDI cannot be parsed (naming the file).
+            ModelInputError: the prefix and the given tokens leave no room for
+                ``max_new_tokens`` within ``max_sequence_length``.
+
+        Example:
+
+        >>> ids = gpt.continue_midi("verse.mid", condition="Red", max_new_tokens=128, sampling="top_p",
+        ...                         seed=0, constrained=True)
+        >>> gpt.to_midi(ids, "out/")
+        """
+        import pathlib
+
+        source = "midi"
+        if isinstance(midi, (str, pathlib.Path)):
+            source = str(midi)
+            try:
+                midi = pathlib.Path(midi).read_bytes()
+            except OSError as exc:
+                raise ModelInputError(f"{source}: cannot read the MIDI file ({exc}).") from exc
+        elif not isinstance(midi, (bytes, bytearray)):
+            raise ModelInputError(f"midi must be MIDI bytes or a path. Received: {type(midi).__name__}")
+        prefix = self.prompt_ids(prompt, condition, rebracketing)
+        if prefix[-1] != self.vocabulary.separator_id("midi"):
+            raise ModelInputError("continue_midi needs a MIDI prompt (its prefix must end with <sep_midi>).")
+        given = self.vocabulary.encode_midi(bytes(midi), source=source)
+        ids = np.concatenate([prefix, given]).astype(np.int32)
+        if not (isinstance(max_new_tokens, (int, np.integer)) and max_new_tokens >= 1):
+            raise ModelInputError(f"max_new_tokens must be an integer >= 1. Received: max_new_tokens={max_new_tokens!r}")
+        if len(ids) + max_new_tokens > self.max_sequence_length:
+            raise ModelInputError(
+                f"{source}: the prefix ({len(prefix)} tokens) and the MIDI's {len(given)} REMI tokens leave room for "
+                f"{max(0, self.max_sequence_length - len(ids))} new tokens within max_sequence_length="
+                f"{self.max_sequence_length}; asked for max_new_tokens={max_new_tokens}. Pass a shorter segment."
+            )
+        return self.generate(prompt=ids, max_length=len(ids) + int(max_new_tokens), **generate_kwargs)
+
     def to_midi(self, ids, path=None):
         """Decode generated sequences into Standard MIDI Files.
 

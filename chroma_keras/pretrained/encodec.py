@@ -112,6 +112,21 @@ class _SEANetStack(keras.layers.Layer):
 
     input_channels_key = "audio_channels"
 
+    def _residual_stages(self, level, width):
+        """The residual blocks of one resolution level (dilations growing by ``dilation_growth_rate``)."""
+        c = self.config
+        return [
+            (
+                "residual",
+                EncodecResidualBlock(
+                    width, c["residual_kernel_size"], dilation=c["dilation_growth_rate"] ** j, compress=c["compress"],
+                    conv_shortcut=c["use_conv_shortcut"], causal=c["causal"], pad_mode=c["pad_mode"],
+                    name=f"block_{level}_residual_{j}",
+                ),
+            )
+            for j in range(c["num_residual_layers"])
+        ]
+
     def build(self, input_shape):
         channels = self.config[self.input_channels_key]
         for kind, layer in self.stages:
@@ -153,14 +168,7 @@ class EncodecEncoder(_SEANetStack):
         self.stages.append(("conv", EncodecConv1D(c["num_filters"], c["kernel_size"], name="conv_in", **conv)))
         width = c["num_filters"]
         for level, ratio in enumerate(reversed(c["upsampling_ratios"])):
-            for j in range(c["num_residual_layers"]):
-                self.stages.append((
-                    "residual",
-                    EncodecResidualBlock(
-                        width, c["residual_kernel_size"], dilation=c["dilation_growth_rate"] ** j, compress=c["compress"],
-                        conv_shortcut=c["use_conv_shortcut"], name=f"block_{level}_residual_{j}", **conv,
-                    ),
-                ))
+            self.stages.extend(self._residual_stages(level, width))
             self.stages.append(("elu", None))
             self.stages.append(("conv", EncodecConv1D(width * 2, ratio * 2, stride=ratio, name=f"block_{level}_down", **conv)))
             width *= 2
@@ -204,14 +212,7 @@ class EncodecDecoder(_SEANetStack):
                 ),
             ))
             width //= 2
-            for j in range(c["num_residual_layers"]):
-                self.stages.append((
-                    "residual",
-                    EncodecResidualBlock(
-                        width, c["residual_kernel_size"], dilation=c["dilation_growth_rate"] ** j, compress=c["compress"],
-                        conv_shortcut=c["use_conv_shortcut"], name=f"block_{level}_residual_{j}", **conv,
-                    ),
-                ))
+            self.stages.extend(self._residual_stages(level, width))
         self.stages.append(("elu", None))
         self.stages.append(("conv", EncodecConv1D(c["audio_channels"], c["last_kernel_size"], name="conv_out", **conv)))
         self._layers_in_order = [layer for _, layer in self.stages if layer is not None]

@@ -132,8 +132,10 @@ def test_prefixed_state_dicts_convert_too(tiny_bert, tmp_path, prefix):
     tensors = pretrained.read_checkpoint(directory)
     save_file({prefix + k: v for k, v in tensors.items()}, str(tmp_path / "model.safetensors"))
     shutil.copy(directory / "config.json", tmp_path / "config.json")
-    backbone, _, _ = pretrained.convert_checkpoint("minilm", tmp_path / "model.safetensors")
-    _compare(backbone, reference, *_inputs(seed=1))
+    backbone, _, metadata = pretrained.convert_checkpoint("minilm", tmp_path / "model.safetensors")
+    assert metadata["tensors_copied"] == len(backbone.weights)  # every variable found under the prefix
+    max_error = _compare(backbone, reference, *_inputs(seed=1))  # asserts hidden states and pooler within 1e-4
+    assert max_error < TOLERANCE["atol"]
 
 
 def test_the_tanh_gelu_variant_converts_and_keras_hubs_own_gelu_would_not_match(tmp_path):

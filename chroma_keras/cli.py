@@ -153,19 +153,22 @@ def _tensorboard(log_dir, choice: str) -> list:
 def _cmd_evaluate_generation(args) -> int:
     from chroma_keras import zoo
     from chroma_keras.evaluation.chromatic_consistency import DEFAULT_COLOURS, colour_recognition, reference_recognition
+    from chroma_keras.generation.token_midi import is_token_generator
 
     generator = zoo.from_preset(_model_path(args.generator))
     scorer = zoo.from_preset(_model_path(args.scorer))
-    generate_kwargs = {
-        key: value
-        for key, value in (("num_steps", args.num_steps), ("scheduler", args.scheduler), ("guidance_scale", args.guidance_scale))
-        if value is not None
-    }
+    generate_kwargs = _generate_kwargs(generator, args, "evaluate-generation")
     colours = args.colours.split(",") if args.colours else DEFAULT_COLOURS
     report = colour_recognition(
         generator, scorer, colours=colours, samples_per_colour=args.samples_per_colour, seed=args.seed, **generate_kwargs
     )
     text = report.to_markdown()
+    if is_token_generator(generator) and args.validity_samples_per_colour:
+        from chroma_keras.evaluation.token_validity import token_validity
+
+        sampling = {k: v for k, v in generate_kwargs.items() if k != "constrained"}
+        validity = token_validity(generator, colours=colours, samples_per_colour=args.validity_samples_per_colour, seed=args.seed, **sampling)
+        text += "\n\n" + validity.to_markdown()
     if args.data:
         reference = reference_recognition(scorer, args.data, split=args.split, colours=colours)
         text += f"\n\nThe same scorer on real segments ({args.split} split of {args.data}):\n\n" + reference.to_markdown()
@@ -175,11 +178,42 @@ def _cmd_evaluate_generation(args) -> int:
     return 0
 
 
+# Options of `generate` / `evaluate-generation` that only one kind of generator reads.
+PIANO_ROLL_OPTIONS = {"num_steps": "--num-steps", "scheduler": "--scheduler", "guidance_scale": "--guidance-scale"}
+TOKEN_OPTIONS = {"prompt": "--prompt", "sampling": "--sampling", "max_length": "--max-length", "unconstrained": "--unconstrained"}
+
+
+def _generate_kwargs(model, args, command: str) -> dict:
+    """The ``generate`` keyword arguments the command line asks for, checked against the kind of model.
+
+    A token generator (GPT) decodes with the grammar constraint unless ``--unconstrained``; its
+    other sampling settings come from the preset (``--set generation.sampling.KEY=VALUE``)
+    unless ``--sampling`` / ``--max-length`` are given.
+    """
+    from chroma_keras.errors import ModelInputError
+    from chroma_keras.generation.token_midi import is_token_generator
+
+    given = {key: getattr(args, key, None) for key in (*PIANO_ROLL_OPTIONS, *TOKEN_OPTIONS)}
+    given = {key: value for key, value in given.items() if value not in (None, False)}
+    tokens = is_token_generator(model)
+    foreign = PIANO_ROLL_OPTIONS if tokens else TOKEN_OPTIONS
+    wrong = [flag for key, flag in foreign.items() if key in given]
+    if wrong:
+        kind = "a token generator (GPT)" if tokens else f"a piano-roll generator ({type(model).__name__})"
+        raise ModelInputError(f"{command}: {', '.join(wrong)} do not apply to {kind}; options for it: {', '.join((PIANO_ROLL_OPTIONS if tokens else TOKEN_OPTIONS).values())}.")
+    if not tokens:
+        return given
+    kwargs = {"constrained": not given.pop("unconstrained", False)}
+    kwargs.update(given)
+    return kwargs
+
+
 def _cmd_evaluate(args) -> int:
     from chroma_keras import zoo
     from chroma_keras.evaluation.report import evaluation_report
 
     generator = zoo.from_preset(_model_path(args.generator))
+    _need_piano_roll_generator(generator, args.generator, "evaluate")
     scorer = zoo.from_preset(_model_path(args.scorer))
     generate_kwargs = {"num_steps": args.num_steps} if args.num_steps is not None else {}
     colours = args.colours.split(",") if args.colours else None
@@ -197,6 +231,17 @@ def _cmd_evaluate(args) -> int:
     )
     print(f"wrote {path}")
     return 0
+
+
+def _need_piano_roll_generator(model, name, command: str) -> None:
+    from chroma_keras.errors import ModelInputError
+    from chroma_keras.generation.token_midi import is_token_generator
+
+    if is_token_generator(model):
+        raise ModelInputError(
+            f"{command}: {name} is a token generator (GPT); {command} reads piano-roll generators. "
+            "Use evaluate-generation, which decodes its sequences to MIDI."
+        )
 
 
 def _cmd_compare_scorers(args) -> int:
@@ -261,16 +306,23 @@ def _cmd_generate(args) -> int:
     from chroma_keras.errors import ModelInputError
     from chroma_keras.generation.sample_files import write_samples
 
-    if (args.colour is None) == (args.modes is None):
+    if args.colour is not None and args.modes is not None:
         raise ModelInputError("generate: give exactly one of --colour (e.g. Green) or --modes (e.g. future,place,forgotten).")
+    if args.colour is None and args.modes is None and args.prompt is None:
+        raise ModelInputError(
+            "generate: give exactly one of --colour (e.g. Green) or --modes (e.g. future,place,forgotten)"
+            " (or, for a GPT, --prompt TEXT)."
+        )
     overrides = _overrides(args)
     model = zoo.from_preset(_model_path(args.model), **overrides)
     if not hasattr(model, "generate"):
         raise ModelInputError(f"generate: {args.model} is a {type(model).__name__}, not a generator.")
+    generate_kwargs = _generate_kwargs(model, args, "generate")
     condition = args.colour if args.colour is not None else args.modes
     audio = None if args.audio == "none" else args.audio
-    index = write_samples(model, condition, args.out, num_samples=args.num_samples, seed=args.seed, audio=audio)
-    print(f"wrote {args.num_samples} samples for {condition} to {index.parent} (index: {index})")
+    index = write_samples(model, condition, args.out, num_samples=args.num_samples, seed=args.seed, audio=audio, **generate_kwargs)
+    label = condition if condition is not None else repr(args.prompt)
+    print(f"wrote {args.num_samples} samples for {label} to {index.parent} (index: {index})")
     return 0
 
 
@@ -389,6 +441,15 @@ def _flatten(tree, prefix=""):
 AUDIO_CHOICES = ("auto", "fluidsynth", "additive", "none")
 
 
+def _add_token_options(p) -> None:
+    """The sampling options of a token generator (GPT)."""
+    from chroma_keras.generation.samplers import STRATEGIES
+
+    p.add_argument("--sampling", choices=STRATEGIES, default=None, help="GPT: decoding strategy (default: the preset's generation.sampling.strategy)")
+    p.add_argument("--max-length", type=int, default=None, help="GPT: longest sequence, prompt included (default: the preset's)")
+    p.add_argument("--unconstrained", action="store_true", help="GPT: sample without REMI's grammar mask (default: constrained decoding)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``chroma-keras``."""
     parser = argparse.ArgumentParser(prog="chroma-keras", description="Chromatic-mode music models in Keras 3.")
@@ -449,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--audio", choices=AUDIO_CHOICES, default="auto", help="render .wav files (default: auto)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. generation.sampling.num_steps=20")
+    _add_token_options(p)
+    p.add_argument("--prompt", default=None, help="GPT: free-text prompt, e.g. 'a Red segment with high temporal complexity' (--colour / --modes override its modes)")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("evolve", help="evolve a generator's segments toward a target colour, with a scorer as fitness")
@@ -508,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate-generation", help="how often a scorer recognises generated segments as the colour they were asked for"
     )
-    p.add_argument("generator", help="a trained piano-roll generator (run or preset directory)")
+    p.add_argument("generator", help="a trained generator: piano roll (CVAE, diffusion) or GPT (run or preset directory)")
     p.add_argument("--scorer", required=True, help="a trained scorer with a piano-roll MIDI encoder (run or preset directory)")
     p.add_argument("--samples-per-colour", type=int, default=16)
     p.add_argument("--colours", default=None, help="comma-separated colour names (default: the eight with training data, all but White)")
@@ -519,6 +582,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="also score the real segments of this parquet, folder or 'demo', for reference")
     p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --data scored")
     p.add_argument("--out", default=None, help="also write the markdown tables here")
+    _add_token_options(p)
+    p.add_argument(
+        "--validity-samples-per-colour",
+        type=int,
+        default=4,
+        metavar="N",
+        help="GPT: also sample N sequences per colour with and without constrained decoding and report valid MIDI and "
+        "miditok's token error rate (default: 4; 0 skips it)",
+    )
     p.set_defaults(func=_cmd_evaluate_generation)
 
     p = sub.add_parser("export", help="export a model's serving functions as SavedModel, torch.export, TorchScript or ONNX")

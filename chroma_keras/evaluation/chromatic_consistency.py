@@ -152,6 +152,15 @@ class _Tally:
                 self.axis_hits[axis] += int(np.isin(np.argmax(scores[axis], axis=-1), ids).sum())
                 self.axis_totals[axis] += len(scores[axis])
 
+    def add_unscored(self, colour: str, count: int) -> None:
+        """Segments asked to be ``colour`` that could not be scored (a token generator's undecodable
+        sequences): they count as segments, recognised as no colour."""
+        self.counts[colour] += int(count)
+        wanted = modes.resolve_condition(colour).ids()
+        for axis, ids in zip(modes.AXES, wanted):
+            if ids:
+                self.axis_totals[axis] += int(count)
+
     def report(self, settings) -> RecognitionReport:
         rates = {c: float(self.confusion[i, i] / max(1, self.counts[c])) for i, c in enumerate(self.colours)}
         axis_rates = {a: self.axis_hits[a] / self.axis_totals[a] for a in modes.AXES if self.axis_totals[a]}
@@ -215,33 +224,68 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
 
     Args:
         generator: a piano-roll generator with ``generate(condition, num_samples, seed, ...)``
-            and ``roll_spec()`` (``PianoRollDiffusion``, ``ConditionalVAE``).
+            and ``roll_spec()`` (``PianoRollDiffusion``, ``ConditionalVAE``), or a token
+            generator (``ChromaticGPT``) whose sequences are decoded to MIDI and rendered on the
+            scorer's grid (:func:`midi_rolls`).
         scorer: a :class:`~chroma_keras.models.Scorer` with a piano-roll MIDI encoder; its
-            grid must share the generator's time axis (pitch rows are padded or cropped).
+            grid must share a piano-roll generator's time axis (pitch rows are padded or cropped).
         colours: colour names to ask for.
         samples_per_colour: samples per colour.
         seed: generation seed; colour ``i`` uses ``seed + i``.
         **generate_kwargs: passed to ``generate`` (``num_steps``, ``scheduler``,
-            ``guidance_scale``...) and recorded in the report.
+            ``guidance_scale``...; for a token generator ``constrained``, ``sampling``,
+            ``max_length``...) and recorded in the report.
 
     Returns:
-        a :class:`RecognitionReport`.
+        a :class:`RecognitionReport`. A token generator's sequence that does not decode to
+        MIDI with notes counts as a segment recognised as no colour.
 
     Raises:
         ModelInputError: a scorer without a piano-roll encoder, mismatched time axes,
             ``samples_per_colour < 1`` or an empty ``colours``.
         LabelError: an unknown colour name.
     """
+    from chroma_keras.generation.token_midi import generate_midi, is_token_generator
+
     check_scorer_reads_piano_rolls(scorer)
     if int(samples_per_colour) < 1:
         raise ModelInputError(f"samples_per_colour must be >= 1. Received: samples_per_colour={samples_per_colour!r}")
     colours = _colour_names(colours)
-    source, target = generator.roll_spec(), PianoRollSpec.from_config(scorer.preset_config or {})
+    target = PianoRollSpec.from_config(scorer.preset_config or {})
+    tokens = is_token_generator(generator)
+    source = None if tokens else generator.roll_spec()
     tally = _Tally(colours)
     for i, colour in enumerate(colours):
-        rolls = generator.generate(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
-        tally.add(colour, scorer.score({keys.PIANO_ROLL: fit_rolls_to_spec(rolls, source, target)}))
+        kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
+        if tokens:
+            _, decoded = generate_midi(generator, **kwargs)
+            rolls = midi_rolls([d["midi"] for d in decoded if d["valid"]], target)
+            if len(rolls):
+                tally.add(colour, scorer.score({keys.PIANO_ROLL: rolls}))
+            tally.add_unscored(colour, len(decoded) - len(rolls))
+        else:
+            rolls = generator.generate(**kwargs)
+            tally.add(colour, scorer.score({keys.PIANO_ROLL: fit_rolls_to_spec(rolls, source, target)}))
     return tally.report(generate_kwargs)
+
+
+def midi_rolls(midis, spec: PianoRollSpec) -> np.ndarray:
+    """Render MIDI files (bytes) on a scorer's piano-roll grid.
+
+    Args:
+        midis: Standard MIDI Files as bytes.
+        spec: the grid (the scorer's ``PianoRollSpec``).
+
+    Returns:
+        float32 ``[len(midis), spec.num_pitches, spec.num_frames]`` (``[0, ...]`` for none).
+
+    Example:
+    >>> rolls = midi_rolls([d["midi"] for d in decoded if d["valid"]], PianoRollSpec())  # doctest: +SKIP
+    """
+    from chroma_keras.preprocessing.pianoroll import midi_to_piano_roll
+
+    rolls = [midi_to_piano_roll(data, spec, source=f"generated sequence {i}") for i, data in enumerate(midis)]
+    return np.stack(rolls) if rolls else np.zeros((0, *spec.shape), np.float32)
 
 
 def reference_recognition(scorer, corpus, split: str = "test", colours=DEFAULT_COLOURS):
@@ -283,5 +327,6 @@ __all__ = [
     "chromatic_consistency",
     "colour_recognition",
     "fit_rolls_to_spec",
+    "midi_rolls",
     "reference_recognition",
 ]

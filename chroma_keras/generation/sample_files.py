@@ -1,10 +1,11 @@
-"""Write generated piano rolls as files a musician can open: MIDI, piano-roll images, audio, and an index.
+"""Write generated segments as files a musician can open: MIDI, piano-roll images, audio, and an index.
 
 :func:`write_samples` is what ``chroma-keras generate`` runs. For sample ``i`` it writes
 ``sample_<i>.mid``, ``sample_<i>.png`` (pitch up, time right; darker = louder) and,
 when ``audio`` is set, ``sample_<i>.wav`` rendered from the MIDI (fluidsynth when
 installed, else the additive synth); ``index.json`` and ``index.csv`` list each sample
-with its files, seed, condition and the sampling settings.
+with its files, seed, condition and the sampling settings. A token generator (``ChromaticGPT``)
+writes the MIDI its sequences decode to, and the image is that MIDI drawn on its preset's grid.
 """
 
 from __future__ import annotations
@@ -39,38 +40,56 @@ def write_samples(model, condition, out_dir, num_samples: int = 4, seed: int = 0
     """Generate for one condition and write MIDI, images, optional audio and an index.
 
     Args:
-        model: a piano-roll generator (``ConditionalVAE``, ``PianoRollDiffusion``).
-        condition: a colour, a per-axis dict or a ``"future,place,forgotten"`` string.
+        model: a piano-roll generator (``ConditionalVAE``, ``PianoRollDiffusion``) or a token
+            generator (``ChromaticGPT``, whose sequences are decoded to MIDI and drawn on the
+            preset's piano-roll grid).
+        condition: a colour, a per-axis dict or a ``"future,place,forgotten"`` string (None for a
+            token generator given ``prompt=``).
         out_dir: output folder (created).
         num_samples: samples to generate.
         seed: generation seed (recorded in the index).
         audio: ``"auto"``, ``"fluidsynth"`` or ``"additive"`` to render ``.wav`` files; None for none.
         sample_rate: audio rate in Hz.
-        **generate_kwargs: passed to ``model.generate`` and recorded.
+        **generate_kwargs: passed to ``model.generate`` and recorded (for a token generator:
+            ``prompt``, ``constrained`` (default True), ``sampling``, ``max_length``...).
 
     Returns:
-        the path of ``index.json``.
+        the path of ``index.json``. A token generator's rows also hold ``valid``,
+        ``token_error_rate``, ``num_notes`` and ``num_tokens``; a sequence miditok cannot decode
+        gets no files and an empty ``midi`` cell.
+
+    Example:
+    >>> write_samples(ck.from_preset("runs/cvae/model"), "Green", "samples/green", audio=None)  # doctest: +SKIP
+    PosixPath('samples/green/index.json')
     """
+    from chroma_keras.generation.token_midi import is_token_generator
+
     if int(num_samples) < 1:
         raise ModelInputError(f"num_samples must be >= 1. Received: num_samples={num_samples!r}")
     out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rolls = model.generate(condition=condition, num_samples=int(num_samples), seed=int(seed), **generate_kwargs)
-    midi_paths = model.to_midi(rolls, out)
+    label = condition if isinstance(condition, str) or condition is None else json.dumps(condition, sort_keys=True)
+    if is_token_generator(model):
+        generate_kwargs.setdefault("constrained", True)
+        samples = _token_samples(model, condition, out, int(num_samples), int(seed), generate_kwargs)
+    else:
+        rolls = model.generate(condition=condition, num_samples=int(num_samples), seed=int(seed), **generate_kwargs)
+        out.mkdir(parents=True, exist_ok=True)  # only once generation worked: bad input leaves no folder behind
+        samples = [(roll, path, {}) for roll, path in zip(rolls, model.to_midi(rolls, out))]
     settings = dict((getattr(model, "preset_config", None) or {}).get("generation", {}).get("sampling", {}))
     settings.update(generate_kwargs)
     rows = []
-    for i, (roll, midi_path) in enumerate(zip(rolls, midi_paths)):
+    for i, (roll, midi_path, extra) in enumerate(samples):
         row = {
             "index": i,
-            "midi": midi_path.name,
-            "image": piano_roll_image(roll, midi_path.with_suffix(".png")).name,
+            "midi": midi_path.name if midi_path else "",
+            "image": piano_roll_image(roll, midi_path.with_suffix(".png")).name if midi_path else "",
             "audio": "",
             "seed": int(seed),
-            "condition": condition if isinstance(condition, str) else json.dumps(condition, sort_keys=True),
+            "condition": label or "",
             "notes_fraction": round(float((roll > 0).mean()), 5),
+            **extra,
         }
-        if audio is not None:
+        if audio is not None and midi_path and extra.get("num_notes", 1):
             import soundfile
 
             from chroma_keras.preprocessing.synthesis import render_midi
@@ -88,6 +107,32 @@ def write_samples(model, condition, out_dir, num_samples: int = 4, seed: int = 0
         writer.writeheader()
         writer.writerows(rows)
     return index_path
+
+
+def _token_samples(model, condition, out: pathlib.Path, num_samples: int, seed: int, generate_kwargs: dict) -> list:
+    """A token generator's samples as ``(roll, midi path or None, index columns)``, their MIDI written."""
+    from chroma_keras.generation.token_midi import generate_midi
+    from chroma_keras.preprocessing.pianoroll import PianoRollSpec, midi_to_piano_roll
+
+    spec = PianoRollSpec.from_config(getattr(model, "preset_config", None) or {})
+    _, decoded = generate_midi(model, condition=condition, num_samples=num_samples, seed=seed, **generate_kwargs)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for i, sample in enumerate(decoded):
+        extra = {
+            "valid": sample["valid"],
+            "token_error_rate": round(sample["token_error_rate"], 5),
+            "num_notes": sample["num_notes"],
+            "num_tokens": sample["num_tokens"],
+        }
+        if sample["midi"] is None:
+            samples.append((np.zeros(spec.shape, np.float32), None, extra))
+            continue
+        path = out / f"sample_{i:03d}.mid"
+        path.write_bytes(sample["midi"])
+        roll = midi_to_piano_roll(sample["midi"], spec, source=str(path)) if sample["num_notes"] else np.zeros(spec.shape, np.float32)
+        samples.append((roll, path, extra))
+    return samples
 
 
 __all__ = ["PIXELS_PER_CELL", "piano_roll_image", "write_samples"]

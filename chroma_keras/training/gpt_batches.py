@@ -34,6 +34,7 @@ import numpy as np
 from chroma_keras import modes, rebracketing
 from chroma_keras.data import keys
 from chroma_keras.errors import DataError
+from chroma_keras.generation.infilling import fim_training_example, infill_tokens
 
 TOKEN_IDS = "token_ids"
 PADDING_MASK = "padding_mask"
@@ -103,8 +104,6 @@ class GPTTokenBatches(keras.utils.PyDataset):
         self.infill_rate = float(infill_rate)
         self.infill_tokens = None
         if self.infill_rate > 0:
-            from chroma_keras.generation.infilling import infill_tokens
-
             self.infill_tokens = infill_tokens(vocabulary)
         self.dataset = dataset
         self.vocabulary = vocabulary
@@ -140,8 +139,6 @@ class GPTTokenBatches(keras.utils.PyDataset):
             ended = masks[r].sum() < masks.shape[1]  # not cut at max_events: the segment ends here
             ids = None
             if self.infill_rate > 0 and infill_rng.random() < self.infill_rate:
-                from chroma_keras.generation.infilling import fim_training_example
-
                 ids = fim_training_example(prefix, midi, ended, self.max_sequence_length, infill_rng, self.infill_tokens)
             if ids is None:
                 ids = prefix + list(midi) + ([self.vocabulary.eos_id] if ended else [])

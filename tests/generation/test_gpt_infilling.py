@@ -336,26 +336,28 @@ def test_infill_errors(model, vocab, monkeypatch):
 # --- convergence: a tiny GPT learns to fill a repeated bar -------------------------------------
 
 
-STEPS = 200
+STEPS = 160
 LEARNING_RATE = 4e-3
+SONG_BARS = 3
 
 
-def test_a_tiny_gpt_learns_to_fill_a_repeated_bar(vocab):
-    """Each song repeats one bar (one of 8 pitches) four times; FIM rows hide a run of its bars. Before
-    training the middle's tokens cost ~log(vocabulary) nats each; after 200 steps a model that copies the
-    bar from the context pays little, and greedy infilling writes the hidden bar back."""
+def test_a_tiny_gpt_learns_to_fill_a_repeated_bar():
+    """Each song repeats one bar (one of 8 pitch pairs) three times; FIM rows hide a run of its bars.
+    Before training the middle's tokens cost ~log(vocabulary) nats each; after 160 steps a model that
+    copies the bar from the context pays little, and greedy infilling writes the hidden bars back."""
     keras.utils.set_random_seed(0)
+    vocab = ChromaticVocabulary(midi=MIDI_SPEC, text=False)  # no byte tokens: a smaller LM head, faster steps
     pitches = list(range(60, 68))
     # The songs as the tokenizer reads their MIDI (with the Tempo token of the first bar), as infill will.
-    songs = [vocab.encode_midi(midi_of(vocab, [[p, p + 4]] * 4)) for p in pitches for _ in range(2)]
+    songs = [vocab.encode_midi(midi_of(vocab, [[p, p + 4]] * SONG_BARS)) for p in pitches for _ in range(2)]
     reader = TokenReader(vocab, songs, max_events=64, batch_size=16, scores=False)
-    batches = GPTTokenBatches(reader, vocab, 64, seed=0, infill_rate=1.0)
+    batches = GPTTokenBatches(reader, vocab, 48, seed=0, infill_rate=1.0)
     xs = []
     for _ in range(STEPS):  # one batch per epoch: fresh spans every step
         xs.append(batches[0][0])
         batches.on_epoch_end()
     x = {k: np.concatenate([b[k] for b in xs]) for k in ("token_ids", "padding_mask")}
-    model = ChromaticGPT(vocab, hidden_dim=48, num_layers=2, num_heads=2, intermediate_dim=96, max_sequence_length=64,
+    model = ChromaticGPT(vocab, hidden_dim=48, num_layers=2, num_heads=2, intermediate_dim=96, max_sequence_length=48,
                          dropout=0.0, seed=0)
     model.compile(optimizer=keras.optimizers.AdamW(LEARNING_RATE))
     tokens = infill_tokens(vocab)
@@ -368,7 +370,7 @@ def test_a_tiny_gpt_learns_to_fill_a_repeated_bar(vocab):
         losses = []
         for r, row in enumerate(ids):
             fill, end = int(np.flatnonzero(row == tokens.fill)[0]), int(np.flatnonzero(row == tokens.fill_end)[0])
-            if (row[fill + 1 : end] == tokens.bar).sum() < 4:  # the context holds at least one bar to copy
+            if (row[fill + 1 : end] == tokens.bar).sum() < SONG_BARS:  # the context holds at least one bar to copy
                 losses += [-log_p[r, t - 1, row[t]] for t in range(fill + 1, end + 1)]
         return float(np.mean(losses))
 
@@ -376,11 +378,11 @@ def test_a_tiny_gpt_learns_to_fill_a_repeated_bar(vocab):
     before = middle_loss(unseen)
     model.fit(x, batch_size=16, epochs=1, shuffle=False, verbose=0)
     after = middle_loss(unseen)
-    # Measured under JAX: 6.54 -> 0.035 nats per middle token after 160 steps (0.24 after 120).
+    # Measured: 6.09 -> 0.020 nats per middle token (torch), 6.16 -> 0.085 after only 120 steps (JAX).
     assert after < before / 10, (before, after)
     correct = 0
     for p in pitches:
-        data = midi_of(vocab, [[p, p + 4]] * 4)
+        data = midi_of(vocab, [[p, p + 4]] * SONG_BARS)
         ids = model.infill(data, bars=(1, 3), condition="Red", max_new_tokens=32, sampling="greedy")
         correct += notes_by_bar(model.to_midi(ids[0])["midi"]) == notes_by_bar(data)
-    assert correct >= 6, correct  # measured: 8 of 8 under JAX
+    assert correct >= 6, correct  # measured: 8 of 8 (torch, 160 steps), 7 of 8 (JAX, 120 steps)

@@ -396,6 +396,13 @@ SCHEMA = Section(
                             doc="GPT training: chance that each rebracketing token is left out of a segment's prefix, so "
                             "prompts naming only some scores stay in distribution.",
                         ),
+                        "infill_rate": FloatField(
+                            0,
+                            1,
+                            default=0.0,
+                            doc="GPT training: share of sequences turned into fill-in-the-middle form (bars before, bars "
+                            "after, then the missing bars) so ChromaticGPT.infill can regenerate bars; 0 = plain sequences only.",
+                        ),
                     },
                     optional=True,
                     include_when=("model.generative.type", "autoregressive"),

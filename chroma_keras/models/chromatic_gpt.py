@@ -160,6 +160,7 @@ class ChromaticGPT(keras.Model):
         self.max_length = int(max_length)
         self.seed = seed
         self.rebracketing_dropout = 0.0  # set from the preset's model.gpt.rebracketing_dropout
+        self.infill_rate = 0.0  # set from the preset's model.gpt.infill_rate
 
     # --- forward pass and loss -------------------------------------------------------------
 
@@ -428,6 +429,47 @@ class ChromaticGPT(keras.Model):
             )
         return self.generate(prompt=ids, max_length=len(ids) + int(max_new_tokens), **generate_kwargs)
 
+    def infill(self, midi, bars, prompt=None, condition=None, max_new_tokens=256, rebracketing=None, constrained=True, **generate_kwargs):
+        """Regenerate some bars of a MIDI segment, keeping the bars before and after them.
+
+        The segment's REMI tokens are cut at its ``Bar`` tokens; the model sees the bars before and
+        after the span in fill-in-the-middle form and writes the missing bars
+        (:mod:`chroma_keras.generation.infilling`), which are spliced back in place. The model must
+        have been trained with FIM examples (``model.gpt.infill_rate > 0``) to write a middle that
+        fits its context.
+
+        Args:
+            midi: a Standard MIDI File as bytes, or the path of one.
+            bars: ``(start, end)``: bars ``start .. end - 1`` are regenerated. 0-based and
+                half-open like a slice: "bars 5-8" counted from 1 is ``bars=(4, 8)``.
+            prompt, condition, rebracketing: the prefix, as in :meth:`generate`.
+            max_new_tokens: the most tokens the new bars may take (``<infill_end>`` included).
+            constrained: the new bars follow REMI's grammar (as ``generate(constrained=True)``).
+                Either way they hold exactly ``end - start`` bars.
+            **generate_kwargs: :meth:`generate`'s sampling arguments (``sampling``, ``seed``,
+                ``top_k``, ``top_p``, ``num_beams``, ``num_samples``, ...).
+
+        Returns:
+            int32 ``[num_samples, length]`` plain sequences (prefix, bars before, new bars, bars
+            after, ``<eos>``); :meth:`to_midi` writes them. Bars outside the span are the given
+            segment's tokens, so they decode note for note as the given MIDI does.
+
+        Raises:
+            ModelInputError: ``bars`` out of range or ``start >= end``, a segment with no bars, no
+                room for the new bars, or a vocabulary without the infill tokens.
+            MidiError: the MIDI cannot be parsed.
+
+        Example:
+
+        >>> ids = gpt.infill("song.mid", bars=(4, 8), condition="Red", sampling="top_p", seed=0)
+        >>> gpt.to_midi(ids[0], "song_new_bars_5_to_8.mid")
+        """
+        from chroma_keras.generation.infilling import infill_midi
+
+        return infill_midi(
+            self, midi, bars, prompt, condition, rebracketing, max_new_tokens=max_new_tokens, constrained=constrained, **generate_kwargs
+        )
+
     def to_midi(self, ids, path=None):
         """Decode generated sequences into Standard MIDI Files.
 
@@ -469,7 +511,9 @@ class ChromaticGPT(keras.Model):
         from chroma_keras.training.gpt_batches import GPTTokenBatches
 
         seed = 0 if self.seed is None else int(self.seed)
-        return GPTTokenBatches(dataset, self.vocabulary, self.max_sequence_length, self.rebracketing_dropout, seed)
+        return GPTTokenBatches(
+            dataset, self.vocabulary, self.max_sequence_length, self.rebracketing_dropout, seed, infill_rate=self.infill_rate
+        )
 
     # --- presets -------------------------------------------------------------------------
 
@@ -510,6 +554,7 @@ class ChromaticGPT(keras.Model):
             name=config["name"],
         )
         model.rebracketing_dropout = float(gpt["rebracketing_dropout"])
+        model.infill_rate = float(gpt["infill_rate"])
         return model
 
     def preset_overrides(self):
@@ -530,6 +575,7 @@ class ChromaticGPT(keras.Model):
             "model.gpt.rebracketing_buckets": vocab.rebracketing_buckets,
             "model.gpt.text_tokens": vocab.text,
             "model.gpt.rebracketing_dropout": self.rebracketing_dropout,
+            "model.gpt.infill_rate": self.infill_rate,
             "generation.sampling.strategy": self.sampling_config.strategy,
             "generation.sampling.temperature": self.sampling_config.temperature,
             "generation.sampling.top_k": self.sampling_config.top_k,

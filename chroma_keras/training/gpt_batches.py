@@ -12,6 +12,12 @@ rebracketing token is dropped with probability ``rebracketing_dropout`` (seeded 
 so a prompt that names only one score looks like training data. A segment cut at
 ``max_events`` gets no ``<eos>`` (it did not end there).
 
+With ``infill_rate > 0`` that share of the rows (drawn per row, seeded per epoch) takes the
+fill-in-the-middle form of :mod:`chroma_keras.generation.infilling` instead: a random run of whole
+bars moves after the bars that follow it, between ``<infill>`` and ``<infill_end>``, so the model
+learns to write missing bars from both sides (``ChromaticGPT.infill``). A row with no whole bar to
+move stays plain.
+
 Example:
 
 >>> import chroma_keras as ck
@@ -28,9 +34,12 @@ import numpy as np
 from chroma_keras import modes, rebracketing
 from chroma_keras.data import keys
 from chroma_keras.errors import DataError
+from chroma_keras.generation.infilling import fim_training_example, infill_tokens
 
 TOKEN_IDS = "token_ids"
 PADDING_MASK = "padding_mask"
+# Last entry of the infilling draws' seed (the dropout draws use the first three alone).
+_INFILL_STREAM = 1
 
 
 def segment_prefix(vocabulary, mode_vector, rebracketing_vector, keep=None) -> list[int]:
@@ -75,11 +84,27 @@ class GPTTokenBatches(keras.utils.PyDataset):
         vocabulary: the model's vocabulary; its MIDI tokenizer must be the dataset's.
         max_sequence_length: length of every batch row (prefix + MIDI + ``<eos>``, cut to fit).
         rebracketing_dropout: chance of leaving each rebracketing token out of a prefix.
-        seed: seed of the dropout draws (varied per epoch).
+        seed: seed of the dropout and infilling draws (varied per epoch).
+        infill_rate: share of rows in fill-in-the-middle form, in [0, 1]; 0 leaves every row plain
+            (and the batches exactly as without this option).
     """
 
-    def __init__(self, dataset, vocabulary, max_sequence_length: int, rebracketing_dropout: float = 0.0, seed: int = 0):
+    def __init__(
+        self,
+        dataset,
+        vocabulary,
+        max_sequence_length: int,
+        rebracketing_dropout: float = 0.0,
+        seed: int = 0,
+        infill_rate: float = 0.0,
+    ):
         super().__init__()
+        if not (isinstance(infill_rate, (int, float)) and not isinstance(infill_rate, bool) and 0.0 <= infill_rate <= 1.0):
+            raise DataError(f"infill_rate must be a number in [0, 1]. Received: infill_rate={infill_rate!r}")
+        self.infill_rate = float(infill_rate)
+        self.infill_tokens = None
+        if self.infill_rate > 0:
+            self.infill_tokens = infill_tokens(vocabulary)
         self.dataset = dataset
         self.vocabulary = vocabulary
         self.max_sequence_length = int(max_sequence_length)
@@ -102,16 +127,21 @@ class GPTTokenBatches(keras.utils.PyDataset):
         tokens = np.asarray(batch[keys.MIDI_TOKENS])
         masks = np.asarray(batch[keys.MIDI_TOKEN_MASK]) > 0
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        # Its own stream, so the dropout draws are the same whatever the infill rate.
+        infill_rng = np.random.default_rng([self.seed, self.epoch, index, _INFILL_STREAM])
         rows = np.zeros((len(tokens), self.max_sequence_length), np.int32)
         padding = np.zeros_like(rows)
         num_keep = len(rebracketing.SCORE_FIELDS) + 1
         for r in range(len(tokens)):
             keep = rng.random(num_keep) >= self.rebracketing_dropout
-            ids = segment_prefix(self.vocabulary, batch[keys.MODES][r], batch[keys.REBRACKETING][r], keep)
-            midi = tokens[r][masks[r]]
-            ids += list(self.vocabulary.midi_ids(midi))
-            if masks[r].sum() < masks.shape[1]:  # not cut at max_events: the segment ends here
-                ids.append(self.vocabulary.eos_id)
+            prefix = segment_prefix(self.vocabulary, batch[keys.MODES][r], batch[keys.REBRACKETING][r], keep)
+            midi = self.vocabulary.midi_ids(tokens[r][masks[r]])
+            ended = masks[r].sum() < masks.shape[1]  # not cut at max_events: the segment ends here
+            ids = None
+            if self.infill_rate > 0 and infill_rng.random() < self.infill_rate:
+                ids = fim_training_example(prefix, midi, ended, self.max_sequence_length, infill_rng, self.infill_tokens)
+            if ids is None:
+                ids = prefix + list(midi) + ([self.vocabulary.eos_id] if ended else [])
             ids = ids[: self.max_sequence_length]
             rows[r, : len(ids)] = ids
             padding[r, : len(ids)] = 1

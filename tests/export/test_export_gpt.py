@@ -42,6 +42,8 @@ TINY_GPT = {
     "generation.sampling.max_length": 24,
 }
 NEW_TOKENS, NUM_SAMPLES = 12, 2
+# The quickest format of each backend to write, for the tests that export again.
+QUICK = {"tensorflow": "savedmodel", "torch": "torchscript"}
 
 # Under JAX: seeded weights, saved as a preset; the reference tokens and logits of the JAX model.
 WEIGHTS_UNDER_JAX = """
@@ -172,7 +174,7 @@ def test_the_runner_generates_the_live_and_the_jax_greedy_tokens(exported, jax_r
     jobs = [{"export_dir": str(root / fmt), "argv": [*greedy, "--out", str(root / f"{fmt}_greedy.npz")]} for fmt in results]
     # Sampling, in one format: top-k 1 is greedy at any temperature; top-k 4 draws only among the 4 most
     # likely tokens; a seed repeats its draws.
-    first = next(iter(results))
+    first = QUICK[keras.config.backend()]
     ids = ",".join(str(i) for i in prompt)
     for name, extra in {
         "top1": ["--sampling", "top_k", "--top-k", "1", "--temperature", "3.0", "--seed", "5"],
@@ -198,7 +200,7 @@ def test_the_runner_generates_the_live_and_the_jax_greedy_tokens(exported, jax_r
 @pytest.mark.backends("tensorflow", "torch", reason="every export format is written from TensorFlow or torch")
 def test_verify_passes_for_the_export_and_names_the_first_differing_token(exported, tmp_path):
     model, results, root = exported
-    fmt = next(iter(results))
+    fmt = QUICK[keras.config.backend()]
     report = verify_gpt_export(model, root / fmt)
     prompt = model.prompt_ids(condition="Red").tolist()
     assert report["prompt_ids"] == prompt and len(report["token_ids"][0]) == len(prompt) + 8
@@ -224,7 +226,7 @@ def test_verify_passes_for_the_export_and_names_the_first_differing_token(export
 @pytest.mark.backends("tensorflow", "torch", reason="the export requests are checked once a format is writable")
 def test_bad_gpt_export_requests_are_refused(exported, tmp_path):
     model, results, _ = exported
-    fmt = next(iter(results))
+    fmt = QUICK[keras.config.backend()]
     with pytest.raises(ExportError, match=r"verify runs the GPT runner, which needs the functions \['prefill', 'decode_step'\]; this export holds \['prefill'\]"):
         export_model(model, tmp_path / "x", format=fmt, functions=["prefill"], verify=True)
     assert not (tmp_path / "x").exists()

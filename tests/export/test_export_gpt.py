@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import chroma_keras as ck
+from chroma_keras.cli import main
 from chroma_keras.errors import ExportError
 from chroma_keras.export import FORMATS, export_model, model_functions
 from chroma_keras.export.api import select_functions
@@ -198,7 +199,7 @@ def test_the_runner_generates_the_live_and_the_jax_greedy_tokens(exported, jax_r
 
 
 @pytest.mark.backends("tensorflow", "torch", reason="every export format is written from TensorFlow or torch")
-def test_verify_passes_for_the_export_and_names_the_first_differing_token(exported, tmp_path):
+def test_verify_passes_for_the_export_and_names_the_first_differing_token(exported, jax_run, tmp_path, capsys):
     model, results, root = exported
     fmt = QUICK[keras.config.backend()]
     report = verify_gpt_export(model, root / fmt)
@@ -217,9 +218,9 @@ def test_verify_passes_for_the_export_and_names_the_first_differing_token(export
     finally:
         for variable, value in zip(model.trainable_variables, saved):
             variable.assign(value)
-    # export_model(verify=True) on a fresh directory records what it checked.
-    result = export_model(model, tmp_path / "verified", format=fmt, verify=True)
-    assert result.manifest["verified"] == report
+    # `chroma-keras export RUN --verify` (export_model(..., verify=True)) records what it checked.
+    assert main(["export", str(jax_run), "--format", fmt, "--out", str(tmp_path / "verified"), "--verify"]) == 0
+    assert "verified: sample.py's greedy tokens equal the live model's (2 x 13 tokens)" in capsys.readouterr().out
     assert json.loads((tmp_path / "verified" / "manifest.json").read_text())["verified"] == report
 
 

@@ -392,12 +392,16 @@ def _cmd_export(args) -> int:
         functions=args.function,
         num_steps=args.num_steps,
         overwrite=args.overwrite,
+        verify=args.verify,
         **_overrides(args),
     )
     for name, entry in result.manifest["functions"].items():
         inputs = ", ".join(f"{i['name']} {i['dtype']}{i['shape']}" for i in entry["inputs"])
         print(f"{name}: {result.out_dir / entry['file']} ({inputs}) -> {', '.join(entry['outputs'])}")
     print(f"wrote {result.format} export of {result.manifest['model']} to {result.out_dir} (manifest: {result.manifest_path})")
+    if "verified" in result.manifest:
+        verified = result.manifest["verified"]["token_ids"]
+        print(f"verified: sample.py's greedy tokens equal the live model's ({len(verified)} x {len(verified[0])} tokens)")
     return 0
 
 
@@ -604,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--function", action="append", default=None, help="export only this function (repeatable; default: all the format holds)")
     p.add_argument("--num-steps", type=int, default=None, help="sampler steps of a diffusion model's generate signature (default: the preset's)")
     p.add_argument("--overwrite", action="store_true", help="replace the content of a non-empty --out")
+    p.add_argument(
+        "--verify", action="store_true", help="GPT: check that sample.py's greedy tokens equal the live model's (fails naming the first difference)"
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted preset override")
     p.set_defaults(func=_cmd_export)
 

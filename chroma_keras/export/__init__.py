@@ -10,6 +10,7 @@ from chroma_keras.export.api import FORMATS, ExportResult, check_backend, export
 from chroma_keras.export.manifest import MANIFEST_FILENAME, read_manifest
 from chroma_keras.export.model_functions import model_functions
 from chroma_keras.export.signature import ExportFunction, TensorSpec
+from chroma_keras.export.verify import verify_gpt_export
 
 __all__ = [
     "FORMATS",
@@ -21,4 +22,5 @@ __all__ = [
     "export_model",
     "model_functions",
     "read_manifest",
+    "verify_gpt_export",
 ]

@@ -16,9 +16,12 @@ FORMATS = {
     "onnx": ("torch", "onnxruntime.InferenceSession (.onnx)"),
 }
 # A generator export gets a runtime-only sampling script (chroma_keras/export/sample_runner.py)
-# when it holds the function that script loops: the VAE's decode or the diffusion step.
+# when it holds the functions that script loops: the VAE's decode, the diffusion step, or the
+# GPT's prefill and decode_step.
 RUNNER_FILENAME = "sample.py"
-RUNNER_FUNCTIONS = ("decode", "step")
+RUNNER_FUNCTIONS = (("decode",), ("step",), ("prefill", "decode_step"))
+# What `verify` checks: the GPT runner's greedy tokens.
+VERIFY_FUNCTIONS = ("prefill", "decode_step")
 
 
 @dataclasses.dataclass
@@ -98,7 +101,7 @@ def select_functions(available: dict, format: str, names=None) -> list:
     return selected
 
 
-def export_model(model_or_preset, out_dir, format: str, functions=None, num_steps=None, overwrite=False, **overrides):
+def export_model(model_or_preset, out_dir, format: str, functions=None, num_steps=None, overwrite=False, verify=False, **overrides):
     """Export a zoo model's serving functions.
 
     Args:
@@ -114,6 +117,10 @@ def export_model(model_or_preset, out_dir, format: str, functions=None, num_step
         num_steps: sampler steps of a diffusion model's ``generate`` signature
             (default: the preset's ``generation.sampling.num_steps``).
         overwrite: replace the content of a non-empty ``out_dir``.
+        verify: after writing a GPT export, generate a few tokens greedily with its
+            ``sample.py`` runner and with the live model and raise unless they are equal
+            (:func:`chroma_keras.export.verify.verify_gpt_export`); the report lands in
+            the manifest's ``verified``.
         **overrides: preset overrides when ``model_or_preset`` names a preset.
 
     Returns:
@@ -121,7 +128,9 @@ def export_model(model_or_preset, out_dir, format: str, functions=None, num_step
 
     Raises:
         ExportError: unknown format or function, the wrong backend for the format,
-            a non-empty ``out_dir``, or a function the format cannot express.
+            a non-empty ``out_dir``, a function the format cannot express, ``verify``
+            for an export without ``prefill`` and ``decode_step``, or (``verify``) tokens
+            that differ from the live model's (the message names the first differing position).
 
     Example:
     >>> # KERAS_BACKEND=tensorflow
@@ -146,6 +155,11 @@ def export_model(model_or_preset, out_dir, format: str, functions=None, num_step
             raise ExportError(f"export: preset overrides {sorted(overrides)} apply to a preset name or path, not a live model.")
         model = model_or_preset
     selected = select_functions(model_functions(model, num_steps=num_steps), format, functions)
+    if verify and not set(VERIFY_FUNCTIONS) <= {f.name for f in selected}:
+        raise ExportError(
+            f"export: verify runs the GPT runner, which needs the functions {list(VERIFY_FUNCTIONS)}; this export holds "
+            f"{[f.name for f in selected]} ({type(model).__name__}). Received: verify=True"
+        )
     out_dir = pathlib.Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
@@ -158,10 +172,15 @@ def export_model(model_or_preset, out_dir, format: str, functions=None, num_step
         shutil.rmtree(out_dir)  # it was empty before: leave no partial export behind
         raise
     manifest = build_manifest(model, format, selected, files, keras.config.backend(), num_steps=num_steps)
-    if any(name in manifest["functions"] for name in RUNNER_FUNCTIONS):
+    if any(set(names) <= set(manifest["functions"]) for names in RUNNER_FUNCTIONS):
         shutil.copyfile(pathlib.Path(__file__).with_name("sample_runner.py"), out_dir / RUNNER_FILENAME)
         manifest["runner"] = RUNNER_FILENAME
     manifest_path = write_manifest(manifest, out_dir)
+    if verify:
+        from chroma_keras.export.verify import verify_gpt_export
+
+        manifest["verified"] = verify_gpt_export(model, out_dir)  # the runner reads the manifest written above
+        manifest_path = write_manifest(manifest, out_dir)
     return ExportResult(out_dir, format, {k: out_dir / v for k, v in files.items()}, manifest_path, manifest, selected)
 
 

@@ -6,6 +6,9 @@
   and ``decode`` (latent + condition -> note probabilities and velocities).
 * :class:`~chroma_keras.models.PianoRollDiffusion`: ``denoise`` (one denoiser evaluation)
   and, for SavedModel only, ``generate`` (the whole sampling loop, fixed step count, seed input).
+* :class:`~chroma_keras.models.ChromaticGPT`: ``prefill`` (a prompt -> the last position's
+  next-token logits and a filled key/value cache) and ``decode_step`` (one token at a cache
+  index -> next-token logits and the updated cache).
 
 Every body is written with Keras ops and calls the live model's layers, so an export
 computes exactly what the model computes.
@@ -32,17 +35,20 @@ def model_functions(model, num_steps: int | None = None) -> dict[str, ExportFunc
     """The functions a zoo model exports, by name.
 
     Args:
-        model: a ``Scorer``, ``ConditionalVAE`` or ``PianoRollDiffusion``.
+        model: a ``Scorer``, ``ConditionalVAE``, ``PianoRollDiffusion`` or ``ChromaticGPT``.
         num_steps: sampler steps of the diffusion ``generate`` function
             (default: the model's ``num_inference_steps``).
 
     Raises:
         ExportError: for a model that is not one of the zoo's.
     """
+    from chroma_keras.models.chromatic_gpt import ChromaticGPT
     from chroma_keras.models.conditional_vae import ConditionalVAE
     from chroma_keras.models.pianoroll_diffusion import PianoRollDiffusion
     from chroma_keras.models.scorer import Scorer
 
+    if isinstance(model, ChromaticGPT):
+        return {"prefill": _gpt_prefill_function(model), "decode_step": _gpt_decode_step_function(model)}
     if isinstance(model, Scorer):
         return {"score": _score_function(model)}
     if isinstance(model, ConditionalVAE):
@@ -54,8 +60,8 @@ def model_functions(model, num_steps: int | None = None) -> dict[str, ExportFunc
             "generate": _generate_function(model, num_steps),
         }
     raise ExportError(
-        f"export: {type(model).__name__} is not a chroma_keras zoo model; expected a Scorer, ConditionalVAE or "
-        "PianoRollDiffusion (from chroma_keras.from_preset)."
+        f"export: {type(model).__name__} is not a chroma_keras zoo model; expected a Scorer, ConditionalVAE, "
+        "PianoRollDiffusion or ChromaticGPT (from chroma_keras.from_preset)."
     )
 
 
@@ -67,7 +73,8 @@ def model_settings(model, num_steps: int | None = None) -> dict:
     runtime holding only ``denoise`` can write the sampling loop, and the grid of the
     exported ``step`` function (``num_steps`` of them). For generators, the portable noise
     convention, the condition vector of every colour and the decoding settings that the
-    ``sample.py`` runner uses. Empty for other models.
+    ``sample.py`` runner uses. For the GPT (``settings.gpt``), the cache layout, the special
+    token ids, the sampling defaults and the prompt prefix of every colour. Empty for other models.
     """
     from chroma_keras.generation.portable_noise import CONVENTION
 
@@ -107,6 +114,8 @@ def model_settings(model, num_steps: int | None = None) -> dict:
             "decoding": model.decoding,
             "threshold": float(model.threshold),
         }
+    if hasattr(model, "call_with_cache"):
+        settings["gpt"] = _gpt_settings(model)
     if "piano_roll" in settings and ("vae" in settings or "diffusion" in settings):
         settings["noise"] = CONVENTION
         settings["conditions"] = _condition_table()
@@ -325,3 +334,101 @@ def _generate_function(model, num_steps) -> ExportFunction:
         formats=("savedmodel",),
     )
 
+
+
+# === GPT ===
+
+# The cache's axes, in order (what ChromaticGPT.init_cache allocates).
+GPT_CACHE_LAYOUT = ("batch", "layer", "key_value", "position", "head", "head_dim")
+# The name of the prompt-length dimension of ``prefill``'s token ids (dynamic where the format allows).
+PROMPT_LENGTH = "prompt_length"
+
+
+def _gpt_prompt_range(model) -> tuple:
+    """The prompt lengths ``prefill`` takes in every format: at least 2 (torch.export specialises a length of 1;
+    every prompt prefix holds <bos> and a separator) and short enough to leave room for one new token."""
+    return (2, model.max_sequence_length - 1)
+
+
+def _gpt_cache_shape(model) -> tuple:
+    return (None, model.num_layers, 2, model.max_sequence_length, model.num_heads, model.hidden_dim // model.num_heads)
+
+
+def _gpt_settings(model) -> dict:
+    """``settings.gpt``: what the runner needs besides ``prefill`` and ``decode_step``."""
+    vocab = model.vocabulary
+    config = model.sampling_config
+    return {
+        "vocabulary_size": int(vocab.vocabulary_size),
+        "bos_id": int(vocab.bos_id),
+        "eos_id": int(vocab.eos_id),
+        "pad_id": int(vocab.pad_id),
+        "max_sequence_length": model.max_sequence_length,
+        "prompt_length_range": list(_gpt_prompt_range(model)),
+        "cache_shape": list(_gpt_cache_shape(model)),
+        "cache_layout": list(GPT_CACHE_LAYOUT),
+        "cache_dtype": "float32",
+        "sampling": {
+            "strategy": config.strategy,
+            "temperature": config.temperature,
+            "top_k": config.top_k,
+            "repetition_penalty": config.repetition_penalty,
+            "max_length": model.max_length,
+        },
+        # Token-id prompt prefixes (<bos>, mode tokens, <sep_midi>) of every colour and of "none".
+        "prompts": {
+            name: [int(i) for i in model.prompt_ids(condition=None if name == "none" else name)]
+            for name in ("none", *modes.COLOUR_NAMES)
+        },
+    }
+
+
+def _empty_cache_like(model, token_ids):
+    """Zeros of the cache's shape with the batch of ``token_ids``, built from the input (not from a Python
+    batch size) so that traced graphs keep a dynamic batch."""
+    rows = ops.zeros_like(ops.cast(token_ids[:, :1], model.compute_dtype))  # [batch, 1]
+    return ops.reshape(rows, (-1, 1, 1, 1, 1, 1)) + ops.zeros((1, *_gpt_cache_shape(model)[1:]), dtype=model.compute_dtype)
+
+
+def _gpt_prefill_function(model) -> ExportFunction:
+    def body(token_ids):
+        logits, cache = model.call_with_cache(token_ids, _empty_cache_like(model, token_ids), 0)
+        return {"logits": ops.cast(logits[:, -1, :], "float32"), "cache": cache}
+
+    return ExportFunction(
+        name="prefill",
+        inputs=(
+            TensorSpec(
+                "token_ids",
+                (None, PROMPT_LENGTH),
+                "int32",
+                "prompt token ids (e.g. settings.gpt.prompts[colour]), {} <= prompt_length <= {}".format(*_gpt_prompt_range(model)),
+            ),
+        ),
+        outputs=("logits", "cache"),
+        body=body,
+        dynamic_ranges={PROMPT_LENGTH: _gpt_prompt_range(model)},
+        description=f"run a prompt through the model: next-token logits after its last token [batch, "
+        f"{model.vocabulary.vocabulary_size}] and the key/value cache {list(_gpt_cache_shape(model))} "
+        "(settings.gpt.cache_layout) holding its positions; decode_step continues at index prompt_length",
+    )
+
+
+def _gpt_decode_step_function(model) -> ExportFunction:
+    def body(token_ids, cache, index):
+        logits, cache = model.call_with_cache(token_ids, cache, index)
+        return {"logits": ops.cast(logits[:, -1, :], "float32"), "next_cache": cache}
+
+    return ExportFunction(
+        name="decode_step",
+        inputs=(
+            TensorSpec("token_ids", (None, 1), "int32", "the token at position index"),
+            TensorSpec("cache", _gpt_cache_shape(model), "float32", "the cache prefill or the previous decode_step returned"),
+            TensorSpec("index", (), "int32", f"the token's position, in [prompt_length, {model.max_sequence_length})"),
+        ),
+        # Not "cache": ONNX graph inputs and outputs share one namespace.
+        outputs=("logits", "next_cache"),
+        body=body,
+        description="one decoding step: next-token logits after token_ids [batch, vocabulary_size] and the cache "
+        "with position index written",
+    )

@@ -3,7 +3,8 @@
 The TorchDynamo-based exporter (``dynamo=True``, which needs the ``onnx`` and
 ``onnxscript`` packages) captures the same module as the ``torch`` format, with the
 batch dimension dynamic and the graph inputs and outputs named as in the manifest;
-invalid ``Squeeze`` nodes are repaired before onnxscript's optimizer runs.
+invalid ``Squeeze`` nodes are repaired before onnxscript's optimizer runs, int32
+``ScatterND`` indices after it.
 Load with ``onnxruntime.InferenceSession(path)``.
 """
 
@@ -15,7 +16,7 @@ import warnings
 import numpy as np
 
 from chroma_keras.errors import ExportError
-from chroma_keras.export.torch_formats import _plain_einsum, example_tensors, exporter_errors, function_module
+from chroma_keras.export.torch_formats import _plain_einsum, dynamic_shapes, example_tensors, exporter_errors, function_module
 
 # The ONNX opset the files declare (onnxruntime >= 1.18 runs it).
 OPSET_VERSION = 18
@@ -42,10 +43,8 @@ def write_onnx(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
     import torch
 
     written = {}
-    batch = torch.export.Dim("batch", min=1)
     for function in functions:
         module = function_module(model, function)
-        dynamic = tuple({0: batch} if spec.shape and spec.shape[0] is None else None for spec in function.inputs)
         filename = f"{function.name}.onnx"
         with exporter_errors("onnx", model, function), torch.no_grad(), _plain_einsum(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -55,13 +54,14 @@ def write_onnx(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
                 dynamo=True,
                 input_names=[spec.name for spec in function.inputs],
                 output_names=list(function.outputs),
-                dynamic_shapes=(dynamic,),
+                dynamic_shapes=dynamic_shapes(function),
                 opset_version=OPSET_VERSION,
                 verbose=False,
                 optimize=False,  # after the Squeeze repair below: constant folding trips on those nodes
             )
             _drop_noop_squeezes(program.model)
             program.optimize()
+            _cast_int32_scatter_indices(program.model)  # after the optimizer, which writes some ScatterND nodes
             program.save(str(out_dir / filename))
         written[function.name] = filename
     return written
@@ -102,3 +102,36 @@ def _drop_noop_squeezes(model) -> int:
             node.outputs[0].shape = data.shape  # the exporter declared the squeezed shape
             replaced += 1
     return replaced
+
+
+def _cast_int32_scatter_indices(model) -> int:
+    """Cast int32 indices of ``ScatterND`` nodes to int64.
+
+    The GPT's cache write (Keras' torch ``slice_update`` at a tensor index: ``index_put_``) takes
+    its indices in the index's dtype, int32; torch accepts that, and torch.onnx 2.13 passes them to
+    ``ScatterND`` unchanged, but ONNX defines ``ScatterND`` indices as int64 only and onnxruntime
+    refuses to load the file. The cast keeps the values.
+
+    Args:
+        model: the exporter's ``onnx_ir`` model, changed in place, after the optimizer (which
+            writes ScatterND nodes of its own).
+
+    Returns:
+        The number of nodes changed.
+    """
+    import onnx_ir as ir
+
+    changed = 0
+    for node in list(model.graph.all_nodes()):
+        if node.op_type != "ScatterND" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
+            continue
+        indices = node.inputs[1]
+        if indices is None or indices.dtype != ir.DataType.INT32:
+            continue
+        cast = ir.Node("", "Cast", inputs=[indices], attributes=[ir.AttrInt64("to", ir.DataType.INT64)])
+        cast.outputs[0].dtype = ir.DataType.INT64
+        cast.outputs[0].shape = indices.shape
+        node.graph.insert_before(node, cast)
+        node.replace_input_with(1, cast.outputs[0])
+        changed += 1
+    return changed

@@ -30,7 +30,10 @@ def write_savedmodel(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
     archive = ExportArchive()
     archive.track(model)
     for function in functions:
-        signature = [tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype), name=spec.name) for spec in function.inputs]
+        signature = [
+            tf.TensorSpec([None if isinstance(d, str) else d for d in spec.shape], tf.as_dtype(spec.dtype), name=spec.name)
+            for spec in function.inputs
+        ]
         archive.add_endpoint(function.name, function.body, input_signature=signature)
     archive.write_out(str(out_dir / SAVEDMODEL_DIRNAME), verbose=False)
     return {function.name: SAVEDMODEL_DIRNAME for function in functions}

@@ -13,8 +13,9 @@ class TensorSpec:
     Args:
         name: the input's name in every format (a SavedModel signature key, an ONNX
             graph input name; positional order elsewhere, see the manifest).
-        shape: dimensions; ``None`` is the batch dimension (dynamic where the format
-            allows it, see :attr:`ExportFunction.batch_size`).
+        shape: dimensions; ``None`` is the batch dimension and a string names another
+            dynamic dimension (the GPT's ``prompt_length``), both dynamic in every format
+            that can express it; integers are fixed sizes.
         dtype: ``"float32"``, ``"int32"`` or ``"int64"``.
         description: what the input holds, for the manifest.
     """
@@ -24,12 +25,12 @@ class TensorSpec:
     dtype: str
     description: str = ""
 
-    def example_shape(self, batch_size: int) -> tuple:
-        """The shape with the batch dimension set to ``batch_size``."""
-        return tuple(batch_size if d is None else int(d) for d in self.shape)
+    def example_shape(self, batch_size: int, dynamic_size: int = 3) -> tuple:
+        """The shape with the batch dimension set to ``batch_size`` and named dynamic ones to ``dynamic_size``."""
+        return tuple(batch_size if d is None else dynamic_size if isinstance(d, str) else int(d) for d in self.shape)
 
     def to_json(self) -> dict:
-        """The manifest entry of this input (``null`` marks the batch dimension)."""
+        """The manifest entry of this input (``null`` marks the batch dimension, a string another dynamic one)."""
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "description": self.description}
 
 
@@ -46,6 +47,8 @@ class ExportFunction:
         description: one line for the manifest and the docs.
         formats: the formats able to hold this function (``generate`` carries a whole
             sampling loop and a seeded random draw: SavedModel only).
+        dynamic_ranges: ``{dimension name: (min, max)}`` of the named dynamic dimensions of
+            ``inputs`` (the sizes every format accepts; torch.export needs the bounds).
     """
 
     name: str
@@ -54,6 +57,7 @@ class ExportFunction:
     body: Callable
     description: str = ""
     formats: tuple = ("savedmodel", "torch", "torchscript", "onnx")
+    dynamic_ranges: dict = dataclasses.field(default_factory=dict)
 
     def __call__(self, *tensors):
         return self.body(*tensors)

@@ -30,6 +30,9 @@ from chroma_keras.errors import ExportError
 # The example batch used for tracing. torch.export specialises a dimension whose example
 # size is 1 to a constant, so the example batch is larger than 1.
 TRACE_BATCH = 2
+# The example size of other dynamic dimensions (the GPT's prompt length); unlike the batch, so
+# that the exporters cannot take one for the other.
+TRACE_DYNAMIC_SIZE = 3
 
 
 def function_module(model, function):
@@ -50,20 +53,39 @@ def function_module(model, function):
     return module
 
 
-def example_tensors(function, batch_size: int = TRACE_BATCH, seed: int = 0):
+def example_tensors(function, batch_size: int = TRACE_BATCH, seed: int = 0, dynamic_size: int = TRACE_DYNAMIC_SIZE):
     """Deterministic example inputs for tracing: small floats; integers in ``[0, 2)`` (valid token ids / timesteps)."""
     import torch
 
     rng = np.random.default_rng(seed)
     tensors = []
     for spec in function.inputs:
-        shape = spec.example_shape(batch_size)
+        shape = spec.example_shape(batch_size, dynamic_size)
         if spec.dtype.startswith("int"):
             value = rng.integers(0, 2, size=shape).astype(spec.dtype)
         else:
             value = rng.random(shape).astype(spec.dtype)
         tensors.append(torch.from_numpy(value))
     return tuple(tensors)
+
+
+def dynamic_shapes(function):
+    """``dynamic_shapes`` of ``torch.export`` / ``torch.onnx.export``: the batch (``None``) and every named
+    dimension of ``function``'s inputs declared dynamic; inputs sharing a name share the dimension."""
+    import torch
+
+    dims = {None: torch.export.Dim("batch", min=1)}
+    per_input = []
+    for spec in function.inputs:
+        axes = {}
+        for axis, size in enumerate(spec.shape):
+            if size is None or isinstance(size, str):
+                if size not in dims:
+                    low, high = function.dynamic_ranges.get(size, (1, None))
+                    dims[size] = torch.export.Dim(size, min=low, max=high)
+                axes[axis] = dims[size]
+        per_input.append(axes or None)
+    return (tuple(per_input),)
 
 
 @contextlib.contextmanager
@@ -110,12 +132,10 @@ def write_torch_export(model, functions, out_dir: pathlib.Path) -> dict[str, str
     import torch
 
     written = {}
-    batch = torch.export.Dim("batch", min=1)
     for function in functions:
         module = function_module(model, function)
-        dynamic = tuple({0: batch} if spec.shape and spec.shape[0] is None else None for spec in function.inputs)
         with exporter_errors("torch", model, function), torch.no_grad(), _plain_einsum():
-            program = torch.export.export(module, example_tensors(function), dynamic_shapes=(dynamic,), strict=False)
+            program = torch.export.export(module, example_tensors(function), dynamic_shapes=dynamic_shapes(function), strict=False)
         filename = f"{function.name}.pt2"
         torch.export.save(program, str(out_dir / filename))
         written[function.name] = filename
@@ -143,7 +163,7 @@ def write_torchscript(model, functions, out_dir: pathlib.Path) -> dict[str, str]
                 example_tensors(function),
                 strict=False,
                 check_trace=True,
-                check_inputs=[example_tensors(function, batch_size=TRACE_BATCH + 1, seed=1)],
+                check_inputs=[example_tensors(function, batch_size=TRACE_BATCH + 1, seed=1, dynamic_size=TRACE_DYNAMIC_SIZE + 2)],
             )
         filename = f"{function.name}.pt"
         traced.save(str(out_dir / filename))

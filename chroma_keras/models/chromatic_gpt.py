@@ -166,7 +166,13 @@ class ChromaticGPT(keras.Model):
 
     def _embed(self, token_ids, start_index=0, training=False):
         tokens = self.token_embedding(token_ids)
-        positions = self.position_embedding(tokens, start_index=start_index)
+        if isinstance(start_index, (int, np.integer)):
+            positions = self.position_embedding(tokens, start_index=int(start_index))
+        else:
+            # A tensor index (compiled and exported decoding): gather the rows. A slice at a tensor
+            # offset has a data-dependent size, which torch.export (and so ONNX) cannot capture.
+            rows = ops.arange(ops.shape(token_ids)[1], dtype="int32") + ops.cast(start_index, "int32")
+            positions = self.position_embedding(tokens, positions=rows)
         return self.embedding_dropout(tokens + positions, training=training)
 
     def call(self, inputs, training=False):

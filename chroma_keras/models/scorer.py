@@ -32,6 +32,8 @@ from chroma_keras.models.fusion.base import build_fusion
 from chroma_keras.training.macro_f1 import MacroF1
 
 HEADS = ("temporal", "spatial", "ontological")
+# The outputs Scorer.score returns.
+SCORE_OUTPUTS = (*HEADS, "confidence", "colour", "embedding")
 DEFAULT_LOSS_WEIGHTS = {"temporal": 1.0, "spatial": 1.0, "ontological": 1.0, "confidence": 0.5, "colour": 0.5}
 _EPSILON = 1e-7
 
@@ -224,14 +226,27 @@ class Scorer(keras.Model):
         Returns:
             NumPy dict: ``temporal``, ``spatial``, ``ontological`` ``[n, 3]``,
             ``confidence`` ``[n, 1]``, ``colour`` ``[n, 9]``, ``embedding``.
+
+        The forward passes run through Keras' predict function (``predict_on_batch``):
+        XLA-compiled on JAX and TensorFlow unless the model was compiled with
+        ``jit_compile=False``, eager without gradient tracking on torch. The first call
+        of a given size compiles (seconds); later calls of that size reuse it, which is
+        what repeated scoring (evolutionary search) needs.
         """
-        batch = self._as_batch(inputs)
+        read = {k for encoder in self.encoders.values() for k in encoder.input_keys} | {keys.MODALITY_MASK}
+        batch = {k: v for k, v in self._as_batch(inputs).items() if k in read}
         n = _batch_size_np(batch)
+        if int(batch_size) < 1:
+            raise ModelInputError(f"score: batch_size must be >= 1. Received: batch_size={batch_size!r}")
+        # Every chunk gets one shape (the last one is padded), so the compiled predict
+        # function is traced once per call size and reused across calls of that size.
+        size = min(int(batch_size), n)
         parts = []
-        for start in range(0, n, batch_size):
-            chunk = {k: v[start : start + batch_size] for k, v in batch.items()}
-            out = self(chunk, training=False)
-            parts.append({k: keras.ops.convert_to_numpy(out[k]) for k in (*HEADS, "confidence", "colour", "embedding")})
+        for start in range(0, n, size):
+            chunk = {k: _pad_rows(v[start : start + size], size) for k, v in batch.items()}
+            out = self.predict_on_batch(chunk)
+            rows = min(size, n - start)
+            parts.append({k: np.asarray(out[k])[:rows] for k in SCORE_OUTPUTS})
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _as_batch(self, inputs) -> dict[str, np.ndarray]:
@@ -447,6 +462,14 @@ def _batch_size(inputs):
     for value in inputs.values():
         return ops.shape(value)[0]
     raise ModelInputError("empty input dict; expected at least one modality key.")
+
+
+def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` with zero rows appended up to ``rows`` (zero inputs give finite outputs, which are cut off)."""
+    missing = rows - len(array)
+    if missing <= 0:
+        return array
+    return np.concatenate([array, np.zeros((missing, *array.shape[1:]), array.dtype)])
 
 
 def _batch_size_np(batch) -> int:

@@ -93,6 +93,20 @@ def test_score_accepts_midi_bytes_paths_and_rolls_alike(corpus, tmp_path):
     assert match.shape == (3,) and ((0 <= match) & (match <= 1)).all()
 
 
+def test_score_in_padded_chunks_matches_one_forward_pass(corpus):
+    # score() runs the compiled predict function on equal-sized chunks (the last one padded);
+    # 5 rows in chunks of 2 must give the rows of one eager forward pass, padding cut off.
+    model = ck.from_preset("scorer_midi_only", **SMALL)
+    rolls = MultimodalDataset(corpus, model, split="all", shuffle=False, augment=False, require=("midi",))[0][0][keys.PIANO_ROLL][:5]
+    expected = model({keys.PIANO_ROLL: rolls}, training=False)
+    chunked = model.score(rolls, batch_size=2)
+    for key in ("temporal", "spatial", "ontological", "confidence", "colour", "embedding"):
+        assert chunked[key].shape[0] == 5
+        np.testing.assert_allclose(chunked[key], keras.ops.convert_to_numpy(expected[key]), atol=1e-5)
+    with pytest.raises(ModelInputError, match="batch_size must be >= 1"):
+        model.score(rolls, batch_size=0)
+
+
 def test_keras_file_round_trip(corpus, tmp_path):
     model = ck.from_preset("scorer_midi_only", **SMALL)
     batch = MultimodalDataset(corpus, model, split="all", shuffle=False, augment=False, require=("midi",))[0][0]

@@ -34,7 +34,9 @@ class ChromaticGPT(keras.Model):
     Generation: :meth:`generate` builds the prompt's prefix, runs it through the model once
     (:meth:`prefill`) to fill a key/value cache, then feeds one token per step
     (:meth:`decode_step`), choosing each with a strategy of
-    :mod:`chroma_keras.generation.samplers`.
+    :mod:`chroma_keras.generation.samplers`; greedy / temperature / top-k / top-p requests run
+    prefill and the whole loop compiled in the backend instead
+    (:mod:`chroma_keras.generation.compiled_loop`, ``generate(compiled=...)``).
 
     Args:
         vocabulary: a :class:`ChromaticVocabulary` or its config dict.

@@ -314,7 +314,8 @@ class ChromaticGPT(keras.Model):
                 ``generation.sampling.max_length``; at most ``max_sequence_length``).
             sampling: strategy, one of :data:`~chroma_keras.generation.samplers.STRATEGIES`
                 (default: the preset's ``generation.sampling.strategy``).
-            seed: integer seed of the draws; the same seed gives the same tokens.
+            seed: integer seed of the draws; the same seed gives the same tokens (on the compiled
+                path, on the same backend; see ``compiled``). None draws a fresh seed.
             temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty: override the
                 model's defaults (see :class:`~chroma_keras.generation.samplers.SamplingConfig`).
             num_samples: sequences to return (for ``beam``: the best ``num_samples`` beams).

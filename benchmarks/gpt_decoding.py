@@ -1,11 +1,16 @@
-"""GPT decoding speed: ChromaticGPT with its KV cache, without it, and keras-hub's GPT2CausalLM at the same size.
+"""GPT decoding speed: ChromaticGPT's compiled loop, its NumPy loop, no cache, and keras-hub's GPT2CausalLM.
 
 In one process for the current ``KERAS_BACKEND`` (run it once per backend), after a warm-up
-run of each that absorbs compilation, the script times greedy generation of ``--tokens``
+run of each that absorbs compilation, the script times (best of ``--repeats`` runs, alternating
+between the four so that a change of machine load affects each alike) greedy generation of ``--tokens``
 new tokens for a batch of ``--batch`` from a short prompt with
 
-* ``cached``: ``ChromaticGPT.generate(sampling="greedy")`` (prefill, then one compiled
-  cached step per token);
+* ``compiled``: the whole generation in one compiled backend loop (what
+  ``ChromaticGPT.generate(sampling="greedy")`` runs by default: prefill, then cache updates, the
+  argmax and the end test inside ``keras.ops.while_loop``), called through
+  ``compile_decode_loop`` with no end token so that it writes every token;
+* ``cached``: ``generate(sampling="greedy", compiled=False)``: the NumPy loop, one compiled
+  cached step per token;
 * ``no_cache``: the same greedy loop, each step running the whole model on the sequence so far,
   padded to the final length so that one compiled forward (``predict_on_batch``) serves
   every step;
@@ -14,7 +19,7 @@ new tokens for a batch of ``--batch`` from a short prompt with
   (its whole loop compiled by keras-hub), without a preprocessor.
 
 It prints tokens per second and the ratios ``cached / no_cache`` (goal >= 5 at 512 tokens)
-and ``cached / keras_hub`` (goal >= 1.0). The models are untrained: speed does not depend on
+and ``compiled / keras_hub`` (goal >= 1.0), with ``cached / keras_hub`` for reference. The models are untrained: speed does not depend on
 the weights, and ``--tokens`` tokens are generated however the draws go (no end token stops
 the loops).
 
@@ -31,14 +36,17 @@ import keras
 import numpy as np
 
 
-def _timed(fn, repeats):
-    fn()  # warm-up: compilation
-    times = []
+def _timed(fns, repeats):
+    """Best wall time of each function; the runs alternate so that load changes hit every one alike."""
+    for fn in fns.values():
+        fn()  # warm-up: compilation
+    times = {name: float("inf") for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name] = min(times[name], time.perf_counter() - start)
+    return times
 
 
 def main():
@@ -50,6 +58,8 @@ def main():
     args = parser.parse_args()
 
     import chroma_keras as ck
+    from chroma_keras.backend.compiled_decoding import compile_decode_loop
+    from chroma_keras.generation.compiled_loop import loop_spec
     from chroma_keras.generation.samplers import SamplingConfig, sample_loop
 
     model = ck.from_preset("gpt_remi_chromatic")
@@ -68,7 +78,15 @@ def main():
         return logits
 
     def cached():
-        return model.generate(condition="Red", max_length=total, sampling="greedy", num_samples=args.batch, logits_processors=[no_eos])
+        return model.generate(
+            condition="Red", max_length=total, sampling="greedy", num_samples=args.batch, logits_processors=[no_eos], compiled=False
+        )
+
+    run_loop = compile_decode_loop(model)
+    spec = loop_spec(greedy, total, eos_id=None, pad_id=vocab.pad_id)
+
+    def compiled():
+        return run_loop(prompts, 0, 1.0, 1.0, spec)
 
     no_cache_total = len(prefix) + (args.no_cache_tokens or args.tokens)
 
@@ -101,12 +119,8 @@ def main():
     def keras_hub_generate():
         return hub.generate({"token_ids": hub_ids, "padding_mask": hub_mask}, max_length=total, stop_token_ids=None)
 
-    times = {
-        "cached": _timed(cached, args.repeats),
-        "no_cache": _timed(no_cache, args.repeats),
-        "keras_hub": _timed(keras_hub_generate, args.repeats),
-    }
-    new_tokens = {"cached": args.tokens, "no_cache": no_cache_total - len(prefix), "keras_hub": args.tokens}
+    times = _timed({"compiled": compiled, "cached": cached, "no_cache": no_cache, "keras_hub": keras_hub_generate}, args.repeats)
+    new_tokens = {"compiled": args.tokens, "cached": args.tokens, "no_cache": no_cache_total - len(prefix), "keras_hub": args.tokens}
     rates = {k: args.batch * new_tokens[k] / t for k, t in times.items()}
     print(
         json.dumps(
@@ -117,7 +131,9 @@ def main():
                 "parameters": int(model.count_params()),
                 "tokens_per_second": {k: round(v, 1) for k, v in rates.items()},
                 "cached_over_no_cache": round(rates["cached"] / rates["no_cache"], 2),
+                "compiled_over_keras_hub": round(rates["compiled"] / rates["keras_hub"], 2),
                 "cached_over_keras_hub": round(rates["cached"] / rates["keras_hub"], 2),
+                "compiled_over_cached": round(rates["compiled"] / rates["cached"], 2),
             }
         )
     )

@@ -34,7 +34,9 @@ class ChromaticGPT(keras.Model):
     Generation: :meth:`generate` builds the prompt's prefix, runs it through the model once
     (:meth:`prefill`) to fill a key/value cache, then feeds one token per step
     (:meth:`decode_step`), choosing each with a strategy of
-    :mod:`chroma_keras.generation.samplers`.
+    :mod:`chroma_keras.generation.samplers`; greedy / temperature / top-k / top-p requests run
+    prefill and the whole loop compiled in the backend instead
+    (:mod:`chroma_keras.generation.compiled_loop`, ``generate(compiled=...)``).
 
     Args:
         vocabulary: a :class:`ChromaticVocabulary` or its config dict.
@@ -306,6 +308,7 @@ class ChromaticGPT(keras.Model):
         rebracketing=None,
         logits_processors=(),
         constrained=False,
+        compiled="auto",
     ) -> np.ndarray:
         """Generate token sequences for a prompt.
 
@@ -318,7 +321,8 @@ class ChromaticGPT(keras.Model):
                 ``generation.sampling.max_length``; at most ``max_sequence_length``).
             sampling: strategy, one of :data:`~chroma_keras.generation.samplers.STRATEGIES`
                 (default: the preset's ``generation.sampling.strategy``).
-            seed: integer seed of the draws; the same seed gives the same tokens.
+            seed: integer seed of the draws; the same seed gives the same tokens (on the compiled
+                path, on the same backend; see ``compiled``). None draws a fresh seed.
             temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty: override the
                 model's defaults (see :class:`~chroma_keras.generation.samplers.SamplingConfig`).
             num_samples: sequences to return (for ``beam``: the best ``num_samples`` beams).
@@ -327,6 +331,13 @@ class ChromaticGPT(keras.Model):
             constrained: mask every token REMI's grammar does not allow next
                 (:class:`~chroma_keras.generation.remi_grammar.RemiGrammar`), so the MIDI section
                 decodes with no token errors; works with every strategy.
+            compiled: where the decoding loop runs. ``True``: the whole loop in one compiled
+                backend loop (:mod:`chroma_keras.generation.compiled_loop`; greedy, temperature,
+                top-k, top-p and top-k + top-p without repetition penalty, processors or
+                constraints); ``False``: NumPy strategies between compiled model steps (every
+                feature; draws identical on every backend); ``"auto"`` (default): compiled when the
+                request allows it. Greedy decoding gives the same tokens either way; sampled
+                draws differ between the two (each is reproducible from ``seed``).
 
         Returns:
             int32 NumPy array ``[num_samples, length]``: prefix then generated tokens, ending with
@@ -353,6 +364,8 @@ class ChromaticGPT(keras.Model):
             raise ModelInputError(f"num_samples must be an integer >= 1. Received: num_samples={num_samples!r}")
         vocab = self.vocabulary
         logits_processors = list(logits_processors)
+        if self._use_compiled_loop(compiled, config, logits_processors, constrained):
+            return self._generate_compiled(prefix, num_samples, max_length, config, seed)
         if constrained:
             from chroma_keras.generation.remi_grammar import RemiGrammar
 
@@ -382,6 +395,33 @@ class ChromaticGPT(keras.Model):
         return sample_loop(
             stepper, prompts, max_length, config, seed=seed, eos_id=vocab.eos_id, pad_id=vocab.pad_id, processors=logits_processors
         )
+
+    def _use_compiled_loop(self, compiled, config, processors, constrained) -> bool:
+        from chroma_keras.generation.compiled_loop import unsupported_reason
+
+        if compiled not in (True, False, "auto"):
+            raise ModelInputError(f"compiled must be True, False or 'auto'. Received: compiled={compiled!r}")
+        reason = unsupported_reason(config, processors, constrained)
+        if compiled is True and reason is not None:
+            raise ModelInputError(
+                f"compiled=True runs greedy / temperature / top-k / top-p decoding without repetition penalty, "
+                f"logits processors or constraints; this request has {reason}. Pass compiled=False or 'auto'."
+            )
+        return compiled is not False and reason is None
+
+    def _generate_compiled(self, prefix, num_samples, max_length, config, seed):
+        from chroma_keras.generation.compiled_loop import loop_spec
+
+        vocab = self.vocabulary
+        spec = loop_spec(config, max_length, vocab.eos_id, vocab.pad_id, vocab.vocabulary_size)
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31 - 1))
+        if getattr(self, "_compiled_decode_loop", None) is None:
+            from chroma_keras.backend.compiled_decoding import compile_decode_loop
+
+            self._compiled_decode_loop = compile_decode_loop(self)
+        prompts = np.repeat(prefix[None, :], num_samples, axis=0).astype(np.int32)
+        return self._compiled_decode_loop(prompts, seed, config.temperature, config.top_p, spec)
 
     def continue_midi(self, midi, prompt=None, condition=None, max_new_tokens=256, rebracketing=None, **generate_kwargs):
         """Continue a MIDI segment: its REMI tokens follow the prompt's prefix, and generation goes on from there.

@@ -11,7 +11,11 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
 
     The mirror of :class:`PianoRollVAEEncoder`: a dense projection to a coarse
     grid, stride-2 transposed convolutions doubling pitch and time per block,
-    and a final pair of convolutions for note logits and velocity.
+    and a final pair of convolutions for note logits and velocity. Two dense
+    heads on the first hidden layer add a logit per pitch row and per frame
+    (broadcast over the other axis) to the note logits: which pitches and which
+    frames a segment uses come straight from ``z`` at full resolution, and the
+    convolutions model the cells' interplay on top.
 
     Args:
         num_pitches: piano-roll height; divisible by ``2 ** len(filters)``.
@@ -40,6 +44,8 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
             keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="silu", name=f"deconv_{i}")
             for i, f in enumerate(reversed(filters))
         ]
+        pitch_head = keras.layers.Dense(num_pitches, name="pitch_logits")
+        time_head = keras.layers.Dense(num_frames, name="time_logits")
         note_conv = keras.layers.Conv2D(1, 3, padding="same", name="note_conv")
         velocity_conv = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="velocity_conv")
 
@@ -47,11 +53,14 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
         latent_input = keras.Input((latent_dim,), name="latent")
         condition_input = keras.Input((condition_dim,), name="condition")
         x = keras.layers.Concatenate(name="join_condition")([latent_input, condition_input])
-        x = to_grid(hidden(x))
-        x = keras.layers.Reshape(grid, name="to_grid_shape")(x)
+        h = hidden(x)
+        x = keras.layers.Reshape(grid, name="to_grid_shape")(to_grid(h))
         for block in deconv_blocks:
             x = block(x)
-        note_logits = keras.layers.Reshape((num_pitches, num_frames), name="note_logits")(note_conv(x))
+        cell_logits = keras.layers.Reshape((num_pitches, num_frames), name="cell_logits")(note_conv(x))
+        row_logits = keras.layers.Reshape((num_pitches, 1), name="row_logits")(pitch_head(h))
+        frame_logits = keras.layers.Reshape((1, num_frames), name="frame_logits")(time_head(h))
+        note_logits = keras.layers.Add(name="note_logits")([cell_logits, row_logits, frame_logits])
         velocity = keras.layers.Reshape((num_pitches, num_frames), name="velocity")(velocity_conv(x))
         super().__init__(
             inputs={"latent": latent_input, "condition": condition_input},

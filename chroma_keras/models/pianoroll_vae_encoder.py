@@ -11,8 +11,12 @@ class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
     """Maps a piano roll and a condition vector to a Gaussian posterior.
 
     Stride-2 convolution blocks halve pitch and time per block, the result is
-    flattened, joined with the condition vector and projected to the mean and
-    log-variance of ``q(z | roll, condition)``.
+    flattened, joined with the roll's pitch profile (each row's mean over time),
+    its time profile (each frame's mean over pitches) and the condition vector,
+    and projected to the mean and log-variance of ``q(z | roll, condition)``.
+    The profiles hand the dense layers which pitches (key, scale, register) and
+    which frames (rhythm) a segment uses at full resolution, which the strided
+    convolutions only pass on mixed into coarse cells.
 
     Args:
         num_pitches: piano-roll height; divisible by ``2 ** len(filters)``.
@@ -37,6 +41,9 @@ class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
             for i, f in enumerate(filters)
         ]
         flatten = keras.layers.Flatten(name="flatten")
+        # The roll is [batch, pitches, frames]: "channels_first" averages over frames.
+        pitch_profile = keras.layers.GlobalAveragePooling1D(data_format="channels_first", name="pitch_profile")
+        time_profile = keras.layers.GlobalAveragePooling1D(data_format="channels_last", name="time_profile")
         hidden = keras.layers.Dense(hidden_dim, activation="silu", name="hidden")
         mean_head = keras.layers.Dense(latent_dim, name="z_mean")
         # Starts near log_var = 0 so early KL terms are moderate.
@@ -48,7 +55,9 @@ class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
         x = keras.layers.Reshape((num_pitches, num_frames, 1), name="add_channel")(roll_input)
         for block in conv_blocks:
             x = block(x)
-        x = keras.layers.Concatenate(name="join_condition")([flatten(x), condition_input])
+        x = keras.layers.Concatenate(name="join_condition")(
+            [flatten(x), pitch_profile(roll_input), time_profile(roll_input), condition_input]
+        )
         x = hidden(x)
         outputs = {"z_mean": mean_head(x), "z_log_var": log_var_head(x)}
         super().__init__(inputs={keys.PIANO_ROLL: roll_input, "condition": condition_input}, outputs=outputs, **kwargs)

@@ -7,6 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.chroma-keras-installed
 BACKENDS := jax tensorflow torch
 PYTEST_ARGS ?=
+# pytest-xdist workers per backend run (0 = one process). Tests of one file stay on one worker
+# (--dist loadfile), so module-scoped fixtures are built once.
+PYTEST_WORKERS ?= 2
+# XLA compiles every small test model under jax and tensorflow; its LLVM optimisation passes cost more than
+# these models run, so the suite turns them off. Numerics stay within the tests' tolerances; library code
+# and benchmarks keep XLA's defaults.
+TEST_XLA_FLAGS := --xla_backend_optimization_level=0
 DEMO_OUT ?= demo_output
 
 .PHONY: demo test venv clean
@@ -38,7 +45,8 @@ test: $(STAMP)
 	@status=0; \
 	for backend in $(BACKENDS); do \
 		echo "=== pytest with KERAS_BACKEND=$$backend ==="; \
-		KERAS_BACKEND=$$backend TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; \
+		KERAS_BACKEND=$$backend TF_CPP_MIN_LOG_LEVEL=3 XLA_FLAGS="$(TEST_XLA_FLAGS) $$XLA_FLAGS" \
+			$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || status=1; \
 		echo "=== KERAS_BACKEND=$$backend finished ==="; \
 	done; \
 	if [ $$status -ne 0 ]; then echo "make test: at least one backend failed"; fi; \

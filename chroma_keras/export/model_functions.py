@@ -8,7 +8,9 @@
   and, for SavedModel only, ``generate`` (the whole sampling loop, fixed step count, seed input).
 * :class:`~chroma_keras.models.ChromaticGPT`: ``prefill`` (a prompt -> the last position's
   next-token logits and a filled key/value cache) and ``decode_step`` (one token at a cache
-  index -> next-token logits and the updated cache).
+  index -> next-token logits and the updated cache); for SavedModel also ``generate`` (the whole
+  compiled decoding loop of the preset's strategy, fixed maximum length, seed input) when the
+  preset's sampling runs in that loop.
 
 Every body is written with Keras ops and calls the live model's layers, so an export
 computes exactly what the model computes.
@@ -48,7 +50,10 @@ def model_functions(model, num_steps: int | None = None) -> dict[str, ExportFunc
     from chroma_keras.models.scorer import Scorer
 
     if isinstance(model, ChromaticGPT):
-        return {"prefill": _gpt_prefill_function(model), "decode_step": _gpt_decode_step_function(model)}
+        functions = {"prefill": _gpt_prefill_function(model), "decode_step": _gpt_decode_step_function(model)}
+        if _gpt_generate_unsupported(model) is None:
+            functions["generate"] = _gpt_generate_function(model)
+        return functions
     if isinstance(model, Scorer):
         return {"score": _score_function(model)}
     if isinstance(model, ConditionalVAE):
@@ -372,6 +377,7 @@ def _gpt_settings(model) -> dict:
             "strategy": config.strategy,
             "temperature": config.temperature,
             "top_k": config.top_k,
+            "top_p": config.top_p,
             "repetition_penalty": config.repetition_penalty,
             "max_length": model.max_length,
         },
@@ -431,4 +437,51 @@ def _gpt_decode_step_function(model) -> ExportFunction:
         body=body,
         description="one decoding step: next-token logits after token_ids [batch, vocabulary_size] and the cache "
         "with position index written",
+    )
+
+
+def _gpt_generate_unsupported(model) -> str | None:
+    """Why the preset's sampling cannot run in an exported loop (beam search, repetition penalty), or None."""
+    from chroma_keras.generation.compiled_loop import unsupported_reason
+
+    return unsupported_reason(model.sampling_config)
+
+
+def _gpt_generate_function(model) -> ExportFunction:
+    from chroma_keras.backend.compiled_decoding import draw_categorical
+    from chroma_keras.generation.compiled_loop import decode_loop, loop_spec
+
+    vocab = model.vocabulary
+    config = model.sampling_config
+    max_length = min(model.max_length, model.max_sequence_length)
+    spec = loop_spec(config, max_length, vocab.eos_id, vocab.pad_id, vocab.vocabulary_size)
+    strategy = "greedy" if spec.greedy else config.strategy
+
+    def body(token_ids, seed, temperature, top_p):
+        sequences, length = decode_loop(model, token_ids, seed, temperature, top_p, spec, draw_categorical)
+        return {"sequences": sequences, "length": length}
+
+    return ExportFunction(
+        name="generate",
+        inputs=(
+            TensorSpec(
+                "token_ids",
+                (None, PROMPT_LENGTH),
+                "int32",
+                "prompt token ids, the same prompt length in every row (e.g. settings.gpt.prompts[colour])",
+            ),
+            TensorSpec("seed", (), "int32", "integer seed of the draws (ignored by greedy decoding)"),
+            TensorSpec("temperature", (), "float32", "logits are divided by it before the draw (> 0)"),
+            TensorSpec("top_p", (), "float32", "nucleus mass (used by the top_p strategies)"),
+        ),
+        outputs=("sequences", "length"),
+        body=body,
+        dynamic_ranges={PROMPT_LENGTH: _gpt_prompt_range(model)},
+        description=f"the whole compiled decoding loop ({strategy}"
+        + (f", top_k {spec.top_k}" if spec.top_k is not None else "")
+        + f", up to {max_length} tokens with the prompt): sequences int32 [batch, {max_length}] (prompt, generated "
+        "tokens, <eos>, then <pad>) and length, the generated length of the longest row; equals "
+        "ChromaticGPT.generate(prompt=..., seed=seed, compiled=True) under TensorFlow",
+        formats=("savedmodel",),
+        xla=True,
     )

@@ -34,6 +34,11 @@ def write_savedmodel(model, functions, out_dir: pathlib.Path) -> dict[str, str]:
             tf.TensorSpec([None if isinstance(d, str) else d for d in spec.shape], tf.as_dtype(spec.dtype), name=spec.name)
             for spec in function.inputs
         ]
-        archive.add_endpoint(function.name, function.body, input_signature=signature)
+        if function.xla:
+            compiled = tf.function(function.body, input_signature=signature, jit_compile=True, autograph=False)
+            compiled.get_concrete_function()  # the archive takes a tf.function only once it is traced
+            archive.add_endpoint(function.name, compiled)
+        else:
+            archive.add_endpoint(function.name, function.body, input_signature=signature)
     archive.write_out(str(out_dir / SAVEDMODEL_DIRNAME), verbose=False)
     return {function.name: SAVEDMODEL_DIRNAME for function in functions}

@@ -49,6 +49,9 @@ class ExportFunction:
             sampling loop and a seeded random draw: SavedModel only).
         dynamic_ranges: ``{dimension name: (min, max)}`` of the named dynamic dimensions of
             ``inputs`` (the sizes every format accepts; torch.export needs the bounds).
+        xla: SavedModel compiles the function with XLA (``jit_compile=True``), as the live
+            model compiles it: TensorFlow's stateless random draws differ between XLA and its
+            plain kernels, so a seeded loop reproduces the live draws only when both use XLA.
     """
 
     name: str
@@ -58,6 +61,7 @@ class ExportFunction:
     description: str = ""
     formats: tuple = ("savedmodel", "torch", "torchscript", "onnx")
     dynamic_ranges: dict = dataclasses.field(default_factory=dict)
+    xla: bool = False
 
     def __call__(self, *tensors):
         return self.body(*tensors)

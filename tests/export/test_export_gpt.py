@@ -127,6 +127,30 @@ def _live_cases(model, cases_dir):
     return expected
 
 
+def _live_generate_cases(model, cases_dir):
+    """Inputs of the SavedModel ``generate`` function (two prompts, seeds and temperatures) under ``cases_dir``;
+    returns the live model's compiled ``generate`` for them, padded to the exported length."""
+    expected = {}
+    max_length = min(model.max_length, model.max_sequence_length)
+    for case, (colour, rows, seed, temperature) in {"b2": ("Red", 2, 3, 1.0), "b1": ("Blue", 1, 7, 0.7)}.items():
+        prompt = model.prompt_ids(condition=colour)
+        live = model.generate(prompt=prompt, num_samples=rows, seed=seed, temperature=temperature, compiled=True)
+        padded = np.full((rows, max_length), model.vocabulary.pad_id, np.int32)
+        padded[:, : live.shape[1]] = live
+        inputs = {
+            "token_ids": np.repeat(prompt[None, :], rows, axis=0).astype(np.int32),
+            "seed": np.asarray(seed, np.int32),
+            "temperature": np.asarray(temperature, np.float32),
+            "top_p": np.asarray(model.sampling_config.top_p, np.float32),
+        }
+        folder = cases_dir / "generate" / case
+        folder.mkdir(parents=True)
+        for key, value in inputs.items():
+            np.save(folder / f"{key}.npy", value)
+        expected[("generate", case)] = {"sequences": padded, "length": np.asarray(live.shape[1], np.int32)}
+    return expected
+
+
 def _run_runners(root, jobs):
     (root / "jobs.json").write_text(json.dumps(jobs))
     report = _subprocess([sys.executable, str(RUNNER_SCRIPT), str(root / "jobs.json")])
@@ -139,7 +163,9 @@ def test_prefill_and_decode_step_serve_like_the_live_model(exported, jax_run):
     model, results, root = exported
     for fmt, result in results.items():
         manifest = result.manifest
-        assert set(manifest["functions"]) == {"prefill", "decode_step"} and manifest["runner"] == "sample.py", fmt
+        # The whole decoding loop is SavedModel's alone (its seeded draws have no torch / ONNX counterpart).
+        functions = {"prefill", "decode_step", "generate"} if fmt == "savedmodel" else {"prefill", "decode_step"}
+        assert set(manifest["functions"]) == functions and manifest["runner"] == "sample.py", fmt
         prefill, step = manifest["functions"]["prefill"], manifest["functions"]["decode_step"]
         assert [(s["name"], s["dtype"], s["shape"]) for s in prefill["inputs"]] == [("token_ids", "int32", [None, "prompt_length"])]
         cache_shape = [None, 1, 2, 32, 2, 8]  # [batch, layer, key/value, position, head, head_dim]
@@ -151,11 +177,19 @@ def test_prefill_and_decode_step_serve_like_the_live_model(exported, jax_run):
         assert manifest["settings"]["gpt"]["cache_shape"] == cache_shape
         assert manifest["settings"]["gpt"]["prompts"]["Red"] == model.prompt_ids(condition="Red").tolist()
     expected = _live_cases(model, root / "cases")
+    expected_generate = _live_generate_cases(model, root / "cases") if "savedmodel" in results else {}
     report = cases.serve(root / "cases", [root / fmt for fmt in results])
     assert "chroma_keras" not in report["imported"], report
     for fmt in results:
-        assert report["served"][fmt] == 4, report
         cases.assert_served_matches(expected, root / fmt)
+        if fmt == "savedmodel":
+            # The exported loop draws what the live compiled loop draws: same tokens for the same seed.
+            assert report["served"][fmt] == 6, report
+            cases.assert_served_matches(expected_generate, root / fmt, atol=0)
+            served = {case: np.load(root / fmt / "served" / "generate" / case / "sequences.npy") for case in ("b1", "b2")}
+            assert not np.array_equal(served["b2"][0], served["b2"][1]), "two rows of one seed drew the same tokens"
+        else:
+            assert report["served"][fmt] == 4, report
     # The weights are the JAX model's: its prefill logits, to the same tolerance.
     reference = np.load(jax_run / "reference.npz")["prefill_logits"]
     red = np.asarray(model.prompt_ids(condition="Red"))[None, :]
@@ -231,8 +265,12 @@ def test_bad_gpt_export_requests_are_refused(exported, tmp_path):
     with pytest.raises(ExportError, match=r"verify runs the GPT runner, which needs the functions \['prefill', 'decode_step'\]; this export holds \['prefill'\]"):
         export_model(model, tmp_path / "x", format=fmt, functions=["prefill"], verify=True)
     assert not (tmp_path / "x").exists()
+    with pytest.raises(ExportError, match=r"the 'generate' function .* can only be exported as savedmodel; --format torchscript holds \['decode_step', 'prefill'\]"):
+        select_functions(model_functions(model), "torchscript", ["generate"])
+    # Beam search (or a repetition penalty) needs the NumPy loop: no exported generate for such a preset.
+    beam = ck.from_preset("gpt_remi_chromatic", **{**TINY_GPT, "generation.sampling.strategy": "beam"})
     with pytest.raises(ExportError, match=r"no function 'generate'; expected one of \['decode_step', 'prefill'\]"):
-        select_functions(model_functions(model), fmt, ["generate"])
+        select_functions(model_functions(beam), "savedmodel", ["generate"])
     result = export_model(model, tmp_path / "prefill_only", format=fmt, functions=["prefill"])
     assert "runner" not in result.manifest and not (tmp_path / "prefill_only" / "sample.py").exists()
 

@@ -3,8 +3,8 @@
 Usage: ``KERAS_BACKEND=torch python tests/export/check_presets.py PRESET [PRESET ...]``
 
 The same check as ``test_export_models.py`` (tiny configs from ``export_cases.TINY``, perturbed
-weights, batch 3 and 1, served by the runtime alone, 1e-5 absolute), for the presets the test suite
-leaves out to stay within its time budget. Prints one line per preset and format; exits 1 on a failure.
+weights, batch 3 and 1, served by the runtime alone, 1e-5 absolute), by hand for any preset with a tiny
+config in ``export_cases.TINY``. Prints one line per preset and format; exits 1 on a failure.
 """
 
 import importlib.util

@@ -26,6 +26,11 @@ EXPECTED_FUNCTIONS = {
     "scorer_midi_only+music_transformer": {"score"},  # integer REMI token inputs
     "cvae_chromatic": {"encode", "decode"},
     "diffusion_pianoroll_chromatic": {"denoise", "step", "generate"},
+    "diffusion_transformer_chromatic": {"denoise", "step", "generate"},
+    "scorer_early_fusion": {"score"},
+    "scorer_gated": {"score"},
+    "scorer_cross_attention": {"score"},
+    "scorer_text_only": {"score"},
 }
 
 

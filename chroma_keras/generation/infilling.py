@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chroma_keras.errors import ModelInputError
+from chroma_keras.generation.samplers import AllowedTokensProcessor
 
 # <hole / start of the bars after>, <start of the missing bars>, <end of the missing bars>.
 HOLE_TOKEN, FILL_TOKEN, FILL_END_TOKEN = "<mask>", "<infill>", "<infill_end>"
@@ -254,7 +255,7 @@ def fim_middle(row, tokens: InfillTokens, num_bars: int) -> np.ndarray:
 # --- the decoding constraint ----------------------------------------------------------------
 
 
-class InfillConstraint:
+class InfillConstraint(AllowedTokensProcessor):
     """A logits processor that makes a FIM generation write exactly ``num_bars`` bars, then stop.
 
     After the last ``<infill>`` of a row: the first token is a ``Bar``; only MIDI tokens follow;
@@ -336,14 +337,6 @@ class InfillConstraint:
             return out
         out[t.bar if count < self.num_bars else t.fill_end] = True
         return out
-
-    def __call__(self, sequences: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        logits = np.array(logits, dtype=np.float64)
-        for row, sequence in enumerate(np.asarray(sequences)):
-            allowed = self.allowed(sequence)
-            if allowed is not None:
-                logits[row, ~allowed] = -np.inf
-        return logits
 
 
 def _distances_to_end(graph) -> dict:

@@ -30,13 +30,14 @@ from __future__ import annotations
 import numpy as np
 
 from chroma_keras.errors import ModelInputError
+from chroma_keras.generation.samplers import AllowedTokensProcessor
 
 # Types after which <eos> may end the MIDI section.
 _END_TYPES = ("Duration", "Bar")
 _IGNORED_TYPES = ("PAD", "BOS", "EOS")
 
 
-class RemiGrammar:
+class RemiGrammar(AllowedTokensProcessor):
     """A logits processor ``f(sequences, logits) -> logits`` that masks ungrammatical REMI tokens.
 
     Args:
@@ -119,11 +120,3 @@ class RemiGrammar:
         if last in _END_TYPES:
             out[self.eos_id] = True
         return out
-
-    def __call__(self, sequences: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        logits = np.array(logits, dtype=np.float64)
-        for row, sequence in enumerate(np.asarray(sequences)):
-            allowed = self.allowed(sequence)
-            if allowed is not None:
-                logits[row, ~allowed] = -np.inf
-        return logits

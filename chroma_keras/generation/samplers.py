@@ -40,6 +40,26 @@ StepFn = Callable[[np.ndarray], np.ndarray]
 LogitsProcessor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+class AllowedTokensProcessor:
+    """Base of the logits processors that allow a set of tokens per row (grammars, infilling bounds).
+
+    A subclass implements ``allowed(sequence) -> bool [vocab] | None`` (None: no restriction for
+    that row); calling the processor sets every other token's logit to ``-inf``.
+    """
+
+    def allowed(self, sequence: np.ndarray) -> np.ndarray | None:
+        """The tokens allowed after ``sequence`` (one row's ids so far), or None for no restriction."""
+        raise NotImplementedError
+
+    def __call__(self, sequences: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        logits = np.array(logits, dtype=np.float64)
+        for row, sequence in enumerate(np.asarray(sequences)):
+            allowed = self.allowed(sequence)
+            if allowed is not None:
+                logits[row, ~allowed] = -np.inf
+        return logits
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """How the next token is chosen.

@@ -58,8 +58,11 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
         for block in deconv_blocks:
             x = block(x)
         cell_logits = keras.layers.Reshape((num_pitches, num_frames), name="cell_logits")(note_conv(x))
-        row_logits = keras.layers.Reshape((num_pitches, 1), name="row_logits")(pitch_head(h))
-        frame_logits = keras.layers.Reshape((1, num_frames), name="frame_logits")(time_head(h))
+        # Spelled out to the full grid rather than broadcast by Add: a Keras Add of [b, p, 1] and [b, 1, f]
+        # traced with a dynamic batch gives wrong sums under TensorFlow at batch 1 when p == f (found by the
+        # SavedModel export test).
+        row_logits = keras.layers.Permute((2, 1), name="row_logits")(keras.layers.RepeatVector(num_frames, name="rows_over_frames")(pitch_head(h)))
+        frame_logits = keras.layers.RepeatVector(num_pitches, name="frame_logits")(time_head(h))
         note_logits = keras.layers.Add(name="note_logits")([cell_logits, row_logits, frame_logits])
         velocity = keras.layers.Reshape((num_pitches, num_frames), name="velocity")(velocity_conv(x))
         super().__init__(

@@ -11,7 +11,10 @@ Simulated CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) s
 thread pool, sized by ``PJRT_NPROC`` (default: the CPU count). With fewer threads than devices, a
 step's all-reduce can wait for devices that never get a thread, and XLA aborts the process after
 40 s (seen on a 2-core machine with 4 devices); :func:`use_devices` refuses that setup and says to
-set ``PJRT_NPROC=N``.
+set ``PJRT_NPROC=N``. Two threads per device leave a margin (a device may wait in more than one
+collective at a time, notably with ``--xla_backend_optimization_level=0``, which keeps the gradient's
+all-reduces apart), and ``--xla_cpu_collective_call_terminate_timeout_seconds`` raises the 40 s on a
+machine where devices wait for CPU time.
 
 Rules that keep a data-parallel run equivalent to a single-device one:
 

@@ -55,7 +55,18 @@ def main():
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each (the best is kept)")
     parser.add_argument("--no-cache-tokens", type=int, default=None, help="new tokens of the no-cache run (default: --tokens)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads for every method (default: torch's own). On a machine busier than its cores, "
+        "torch's spinning worker threads slow each eager step many times over; 1 avoids that.",
+    )
     args = parser.parse_args()
+    if args.torch_threads is not None and keras.config.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
 
     import chroma_keras as ck
     from chroma_keras.backend.compiled_decoding import compile_decode_loop
@@ -128,6 +139,7 @@ def main():
                 "backend": keras.config.backend(),
                 "tokens": args.tokens,
                 "batch": args.batch,
+                "torch_threads": args.torch_threads,
                 "parameters": int(model.count_params()),
                 "tokens_per_second": {k: round(v, 1) for k, v in rates.items()},
                 "cached_over_no_cache": round(rates["cached"] / rates["no_cache"], 2),

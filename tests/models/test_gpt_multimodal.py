@@ -297,7 +297,8 @@ def _midi_ids(model):
 
 
 def test_tiny_model_learns_multimodal_rows(vocab, codec):
-    """Eight segments (text, MIDI, audio codes): 120 full-batch steps cut the loss 4x or more."""
+    """Eight segments (text, MIDI, audio codes): 40 full-batch steps cut the loss 8x or more
+    (measured 7.98 -> 0.53 nats, 15x, under JAX)."""
     keras.utils.set_random_seed(0)
     rows = []
     for i in range(8):
@@ -316,6 +317,6 @@ def test_tiny_model_learns_multimodal_rows(vocab, codec):
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     x = {"token_ids": ids, "padding_mask": mask}
     first = float(model.evaluate(x, batch_size=8, verbose=0))
-    model.fit(x, batch_size=8, epochs=120, verbose=0)
+    model.fit(x, batch_size=8, epochs=40, verbose=0)
     last = float(model.evaluate(x, batch_size=8, verbose=0))
-    assert last < first / 4, (first, last)
+    assert last < first / 8, (first, last)

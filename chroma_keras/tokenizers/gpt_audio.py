@@ -76,7 +76,7 @@ def check_encodec_weights(path, key: str = WEIGHTS_KEY) -> None:
     if path is not None and not pathlib.Path(path).exists():
         raise CheckpointError(
             f"{key}={str(path)!r}: no such file or directory. Give a local converted EnCodec 24 kHz directory or "
-            "checkpoint (`chroma-keras convert encodec ...` writes one; nothing is downloaded), or null for the "
+            "checkpoint (`chroma-keras convert --model encodec` writes one; nothing is downloaded), or null for the "
             "random-init stand-in."
         )
 

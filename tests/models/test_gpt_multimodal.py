@@ -4,9 +4,12 @@ decoding, to_audio, a short training run on multimodal rows and the errors.
 Audio codes come from a tiny random EnCodec (16 codes per codebook, the real model's 320-sample hop),
 so every test takes seconds."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
+import soundfile
 import symusic
 
 import chroma_keras as ck
@@ -14,6 +17,7 @@ from chroma_keras.data import keys
 from chroma_keras.errors import CheckpointError, DataError, ModelInputError, PresetError
 from chroma_keras.generation.audio_grammar import AudioPatternGrammar
 from chroma_keras.generation.remi_grammar import RemiGrammar
+from chroma_keras.generation.sample_files import write_samples
 from chroma_keras.generation.samplers import SamplingConfig, sample_loop
 from chroma_keras.models.chromatic_gpt import ChromaticGPT
 from chroma_keras.tokenizers import ChromaticVocabulary
@@ -287,6 +291,12 @@ def test_generate_writes_audio_of_the_requested_length(codec, tmp_path):
         model.to_audio(wrong)
     with pytest.raises(ModelInputError, match=r"audio_frames=4 needs constrained=True"):
         model.generate(prompt=prompt.astype(np.int32), audio_frames=4)
+    # `chroma-keras generate` writes the model's own text and audio next to the MIDI.
+    index = write_samples(model, None, tmp_path / "cli", num_samples=1, audio=None, prompt=prompt.astype(np.int32),
+                          max_length=len(prompt) + K * (frames + K - 1) + 1, sampling="greedy", audio_frames=frames)
+    (row,) = json.loads(index.read_text())["samples"]
+    assert (row["text"], row["audio_frames"], row["token_audio_error"]) == ("a red door", frames, "")
+    assert soundfile.info(str(tmp_path / "cli" / row["token_audio"])).frames == frames * HOP
 
 
 def _midi_ids(model):

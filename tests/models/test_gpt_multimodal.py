@@ -96,7 +96,7 @@ def test_preset_errors_name_the_keys(tmp_path):
         ck.from_preset("gpt_multimodal_chromatic", **{**SMALL, "model.gpt.encodec_weights": str(missing)})
 
 
-def test_codec_checks_and_the_stand_in_warning(codec):
+def test_codec_checks_name_the_keys_and_the_stand_in_is_one_fixed_draw(codec):
     with pytest.raises(ModelInputError, match=r"model\.gpt\.audio_num_codebooks=3.*\[2, 4, 8, 16, 32\]"):
         gpt_audio_tokenizer(None, 3, CODES, codec)
     with pytest.raises(ModelInputError, match=r"model\.gpt\.audio_codebook_size=16.*1024 codes"):

@@ -43,10 +43,14 @@ def corpus_datasets(model, corpus) -> dict:
     """
     config = model.preset_config
     require = tuple(getattr(model, "required_modalities", ()))
-    datasets = {"train": MultimodalDataset(corpus, config, split="train", require=require)}
+    # A model may load other modalities than its preset's default (the multimodal GPT: text and audio).
+    options = {"require": require, "modalities": getattr(model, "corpus_modalities", None)}
+    if "text" in (options["modalities"] or ()):
+        options["max_text_length"] = model.text_max_bytes
+    datasets = {"train": MultimodalDataset(corpus, config, split="train", **options)}
     for split in ("validation", "test"):
         try:
-            datasets[split] = MultimodalDataset(corpus, config, split=split, require=require)
+            datasets[split] = MultimodalDataset(corpus, config, split=split, **options)
         except DataError:
             datasets[split] = None  # too few songs for this split
     return datasets

@@ -708,7 +708,20 @@ def _vae_needs_pianoroll(kind, tokenization):
     ]
 
 
+def _gpt_text_needs_tokens(text_max_bytes, text_tokens):
+    if not text_max_bytes or text_tokens:
+        return []
+    return [
+        (
+            f"model.gpt.text_max_bytes={text_max_bytes} puts a text section in every row, which needs the byte tokens: "
+            "set model.gpt.text_tokens to true, or text_max_bytes to 0.",
+            ("model.gpt.text_max_bytes", "model.gpt.text_tokens"),
+        )
+    ]
+
+
 CROSS_FIELD_RULES: list[CrossFieldRule] = [
+    CrossFieldRule(("model.gpt.text_max_bytes", "model.gpt.text_tokens"), _gpt_text_needs_tokens),
     CrossFieldRule((f"{_PIANO_ROLL}.lowest_pitch", f"{_PIANO_ROLL}.num_pitches"), _pitch_range),
     CrossFieldRule(("training.validation_fraction", "training.test_fraction"), _split_fractions),
     CrossFieldRule(

@@ -403,6 +403,26 @@ SCHEMA = Section(
                             doc="GPT training: share of sequences turned into fill-in-the-middle form (bars before, bars "
                             "after, then the missing bars) so ChromaticGPT.infill can regenerate bars; 0 = plain sequences only.",
                         ),
+                        "text_max_bytes": IntField(
+                            0,
+                            65536,
+                            default=0,
+                            doc="GPT training rows: UTF-8 bytes of the segment's text kept in a <sep_text> section before the "
+                            "MIDI (needs text_tokens); 0 = no text section.",
+                        ),
+                        "audio_pattern": ChoiceField(
+                            ["delay", "flatten"],
+                            default="delay",
+                            doc="GPT: how the EnCodec codes [codebooks, frames] of the <sep_audio> section are laid out "
+                            "(MusicGen's delay pattern or frame by frame).",
+                        ),
+                        "encodec_weights": StrField(
+                            non_empty=True,
+                            default=None,
+                            nullable=True,
+                            doc="GPT audio tokens: a converted EnCodec 24 kHz directory or checkpoint (local; nothing is "
+                            "downloaded); null = a seeded random-init stand-in (pipeline tests only, warns).",
+                        ),
                     },
                     optional=True,
                     include_when=("model.generative.type", "autoregressive"),

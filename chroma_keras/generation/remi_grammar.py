@@ -12,7 +12,9 @@ processor for every strategy of :mod:`chroma_keras.generation.samplers`:
 * ``Position`` tokens at or before the current position in the bar, and pitches already played at the
   current position by the current program, are masked; after a drum ``Program`` (-1) only ``PitchDrum``
   follows, after any other only ``Pitch``;
-* ``<eos>`` may end the section after a complete note (``Duration``) or a ``Bar``.
+* ``<eos>`` may end the section after a complete note (``Duration``) or a ``Bar``; so may
+  ``<sep_audio>`` when the vocabulary has audio tokens (the audio section then follows, kept in its
+  codebook pattern by :class:`~chroma_keras.generation.audio_grammar.AudioPatternGrammar`).
 
 So every decoded sequence has a token error rate of 0 under miditok's own count.
 
@@ -77,6 +79,7 @@ class RemiGrammar(AllowedTokensProcessor):
         self.first_mask = self.types == "Bar"
         self.eos_id = vocabulary.eos_id
         self.separator = vocabulary.separator_id("midi")
+        self.audio_separator = vocabulary.separator_id("audio") if vocabulary.audio_num_codebooks else None
 
     def allowed(self, sequence) -> np.ndarray | None:
         """Bool ``[vocabulary_size]`` of the tokens that may come next, or None outside a MIDI section."""
@@ -119,4 +122,6 @@ class RemiGrammar(AllowedTokensProcessor):
         out[self.start : self.stop] = mask
         if last in _END_TYPES:
             out[self.eos_id] = True
+            if self.audio_separator is not None:
+                out[self.audio_separator] = True
         return out

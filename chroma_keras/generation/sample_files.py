@@ -115,7 +115,7 @@ def _token_samples(model, condition, out: pathlib.Path, num_samples: int, seed: 
     from chroma_keras.preprocessing.pianoroll import PianoRollSpec, midi_to_piano_roll
 
     spec = PianoRollSpec.from_config(getattr(model, "preset_config", None) or {})
-    _, decoded = generate_midi(model, condition=condition, num_samples=num_samples, seed=seed, **generate_kwargs)
+    ids, decoded = generate_midi(model, condition=condition, num_samples=num_samples, seed=seed, **generate_kwargs)
     out.mkdir(parents=True, exist_ok=True)
     samples = []
     for i, sample in enumerate(decoded):
@@ -125,6 +125,8 @@ def _token_samples(model, condition, out: pathlib.Path, num_samples: int, seed: 
             "num_notes": sample["num_notes"],
             "num_tokens": sample["num_tokens"],
         }
+        if getattr(model, "multimodal", False):
+            extra.update(_multimodal_columns(model, ids[i], out / f"sample_{i:03d}_tokens.wav"))
         if sample["midi"] is None:
             samples.append((np.zeros(spec.shape, np.float32), None, extra))
             continue
@@ -133,6 +135,23 @@ def _token_samples(model, condition, out: pathlib.Path, num_samples: int, seed: 
         roll = midi_to_piano_roll(sample["midi"], spec, source=str(path)) if sample["num_notes"] else np.zeros(spec.shape, np.float32)
         samples.append((roll, path, extra))
     return samples
+
+
+def _multimodal_columns(model, ids, wav_path: pathlib.Path) -> dict:
+    """A multimodal GPT's own text and audio sections: the text, and the audio decoded by EnCodec into ``wav_path``."""
+    columns = {"text": model.to_text(ids) if model.vocabulary.text else "", "token_audio": "", "audio_frames": 0, "token_audio_error": ""}
+    if model.vocabulary.audio_num_codebooks:
+        try:
+            report = model.to_audio(ids)
+        except ModelInputError as exc:  # unconstrained samples may leave the codebook pattern
+            columns["token_audio_error"] = str(exc)
+            return columns
+        if report["num_frames"]:
+            import soundfile
+
+            soundfile.write(wav_path, report["audio"], report["sample_rate"])
+            columns.update(token_audio=wav_path.name, audio_frames=report["num_frames"])
+    return columns
 
 
 __all__ = ["PIXELS_PER_CELL", "piano_roll_image", "write_samples"]

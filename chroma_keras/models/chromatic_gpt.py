@@ -55,6 +55,13 @@ class ChromaticGPT(keras.Model):
             sampling parameters (see :class:`~chroma_keras.generation.samplers.SamplingConfig`).
         max_length: default longest generated sequence, prompt included.
         seed: seed of dropout.
+        text_max_bytes: training rows carry the segment's text, cut to this many UTF-8 bytes, in a
+            ``<sep_text>`` section (0: none; the vocabulary needs text tokens).
+        audio_pattern: layout of the ``<sep_audio>`` section's EnCodec codes (``"delay"`` or
+            ``"flatten"``); used when the vocabulary has audio tokens.
+        encodec_weights: where the EnCodec codec of the audio tokens comes from (a local converted
+            directory or checkpoint; None: a seeded random-init stand-in, see
+            :mod:`chroma_keras.tokenizers.gpt_audio`). Loaded on first use.
 
     Call arguments:
         inputs: a dict with ``token_ids`` and optionally ``padding_mask``, or token ids.
@@ -71,8 +78,28 @@ class ChromaticGPT(keras.Model):
     >>> report = model.to_midi(ids[0], "red.mid")  # doctest: +SKIP
     """
 
-    # The corpus reader skips segments without MIDI for this model.
-    required_modalities = ("midi",)
+    @property
+    def multimodal(self) -> bool:
+        """Training rows carry text or audio sections besides MIDI (``gpt_multimodal_chromatic``)."""
+        return self.text_max_bytes > 0 or self.vocabulary.audio_num_codebooks > 0
+
+    @property
+    def required_modalities(self) -> tuple:
+        """Modalities a corpus segment must have: MIDI for a MIDI-only model; none for a multimodal
+        one (a segment lacking a modality has no section for it)."""
+        return () if self.multimodal else ("midi",)
+
+    @property
+    def corpus_modalities(self):
+        """What the corpus reader loads for this model (None: the preset's default, MIDI)."""
+        if not self.multimodal:
+            return None
+        chosen = ["midi"]
+        if self.text_max_bytes > 0:
+            chosen.append("text")
+        if self.vocabulary.audio_num_codebooks > 0:
+            chosen.append("audio")
+        return tuple(chosen)
 
     def __init__(
         self,
@@ -94,6 +121,9 @@ class ChromaticGPT(keras.Model):
         length_penalty=1.0,
         max_length=256,
         seed=None,
+        text_max_bytes=0,
+        audio_pattern="delay",
+        encodec_weights=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -161,6 +191,14 @@ class ChromaticGPT(keras.Model):
         )
         self.max_length = int(max_length)
         self.seed = seed
+        if text_max_bytes and not vocabulary.text:
+            raise ModelInputError(f"text_max_bytes={text_max_bytes} needs a vocabulary with text tokens (model.gpt.text_tokens).")
+        vocabulary._check_pattern(audio_pattern)
+        self.text_max_bytes = int(text_max_bytes)
+        self.audio_pattern = str(audio_pattern)
+        self.encodec_weights = None if encodec_weights is None else str(encodec_weights)
+        self._audio_tokenizer = None
+        self._audio_code_cache = None
         self.rebracketing_dropout = 0.0  # set from the preset's model.gpt.rebracketing_dropout
         self.infill_rate = 0.0  # set from the preset's model.gpt.infill_rate
 
@@ -276,11 +314,23 @@ class ChromaticGPT(keras.Model):
 
     # --- generation ----------------------------------------------------------------------
 
-    def prompt_ids(self, prompt=None, condition=None, rebracketing=None, rebracketing_type=None) -> np.ndarray:
+    def prompt_ids(self, prompt=None, condition=None, rebracketing=None, rebracketing_type=None, text=None) -> np.ndarray:
         """The prefix tokens :meth:`generate` starts from (see :mod:`chroma_keras.generation.prompts`).
 
-        ``prompt`` may also be token ids (a 1-D int sequence), used as they are.
+        ``prompt`` may also be token ids (a 1-D int sequence), used as they are. ``text`` (a
+        multimodal model's concept text) goes in a ``<sep_text>`` section before ``<sep_midi>``,
+        cut to ``text_max_bytes`` as in training.
         """
+        if text is not None:
+            if not self.text_max_bytes:
+                raise ModelInputError("text= needs a model trained with text sections (model.gpt.text_max_bytes > 0).")
+            from chroma_keras.training.gpt_batches import multimodal_row
+
+            base = self.prompt_ids(prompt, condition, rebracketing, rebracketing_type)
+            if base[-1] != self.vocabulary.separator_id("midi"):
+                raise ModelInputError("text= needs a prompt whose prefix ends with <sep_midi> (not raw token ids that end elsewhere).")
+            ids = multimodal_row(self.vocabulary, base, text, text_max_bytes=self.text_max_bytes)[:-1]
+            return np.asarray(ids + [self.vocabulary.separator_id("midi")], np.int32)
         if isinstance(prompt, (np.ndarray, list, tuple)) and not isinstance(prompt, str):
             ids = np.asarray(prompt)
             if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer) or ids.size == 0:
@@ -309,6 +359,8 @@ class ChromaticGPT(keras.Model):
         logits_processors=(),
         constrained=False,
         compiled="auto",
+        text=None,
+        audio_frames=None,
     ) -> np.ndarray:
         """Generate token sequences for a prompt.
 
@@ -330,20 +382,31 @@ class ChromaticGPT(keras.Model):
             logits_processors: ``f(sequences, logits) -> logits`` masks applied every step.
             constrained: mask every token REMI's grammar does not allow next
                 (:class:`~chroma_keras.generation.remi_grammar.RemiGrammar`), so the MIDI section
-                decodes with no token errors; works with every strategy.
+                decodes with no token errors; works with every strategy. With audio tokens it also
+                keeps the ``<sep_audio>`` section in its codebook pattern
+                (:class:`~chroma_keras.generation.audio_grammar.AudioPatternGrammar`), so
+                :meth:`to_audio` can decode it.
             compiled: where the decoding loop runs. ``True``: the whole loop in one compiled
                 backend loop (:mod:`chroma_keras.generation.compiled_loop`; greedy, temperature,
                 top-k, top-p and top-k + top-p without repetition penalty, processors or
                 constraints); ``False``: NumPy strategies between compiled model steps (every
                 feature; draws identical on every backend); ``"auto"`` (default): compiled when the
                 request allows it. Greedy decoding gives the same tokens either way; sampled
-                draws differ between the two (each is reproducible from ``seed``).
+                draws differ between the two (each is reproducible from ``seed``). Constraints
+                need the NumPy loop: ``"auto"`` falls back to it when ``constrained=True``.
+            text: a multimodal model's concept text, put in the prompt's ``<sep_text>`` section.
+            audio_frames: with ``constrained=True`` on a model with audio tokens, write exactly
+                this many EnCodec frames (75 per second) in the audio section, then ``<eos>``.
 
         Returns:
             int32 NumPy array ``[num_samples, length]``: prefix then generated tokens, ending with
             ``<eos>`` when the model ended the sequence, ``<pad>`` after it.
         """
-        prefix = self.prompt_ids(prompt, condition, rebracketing)
+        prefix = self.prompt_ids(prompt, condition, rebracketing, text=text)
+        if audio_frames is not None and not (constrained and self.vocabulary.audio_num_codebooks):
+            raise ModelInputError(
+                f"audio_frames={audio_frames!r} needs constrained=True and a model with audio tokens (model.gpt.audio_num_codebooks > 0)."
+            )
         config = self.sampling_config.updated(
             strategy=sampling,
             temperature=temperature,
@@ -370,6 +433,10 @@ class ChromaticGPT(keras.Model):
             from chroma_keras.generation.remi_grammar import RemiGrammar
 
             logits_processors.append(RemiGrammar(vocab))
+            if vocab.audio_num_codebooks:
+                from chroma_keras.generation.audio_grammar import AudioPatternGrammar
+
+                logits_processors.append(AudioPatternGrammar(vocab, self.audio_pattern, num_frames=audio_frames))
         if config.strategy == "beam":
             if num_samples > config.num_beams:
                 raise ModelInputError(
@@ -548,6 +615,94 @@ class ChromaticGPT(keras.Model):
             path.write_bytes(data)
         return {"midi": data, "path": None if path is None else str(path), **report}
 
+    def to_text(self, ids):
+        """The text of each sequence's ``<sep_text>`` section (a list for a batch)."""
+        array = np.asarray(ids)
+        if array.ndim == 2:
+            return [self.to_text(row) for row in array]
+        if array.ndim != 1:
+            raise ModelInputError(f"ids must be token ids [T] or [batch, T]. Received: shape={array.shape}")
+        return self.vocabulary.decode_text(sequence_sections(array, self.vocabulary)["text"])
+
+    def get_audio_tokenizer(self):
+        """The EnCodec :class:`~chroma_keras.tokenizers.audio_tokenizer.AudioTokenizer` of the audio
+        tokens, loaded from ``encodec_weights`` on first use (see :mod:`chroma_keras.tokenizers.gpt_audio`)."""
+        if self._audio_tokenizer is None:
+            self.set_audio_tokenizer(None)
+        return self._audio_tokenizer
+
+    def set_audio_tokenizer(self, tokenizer=None):
+        """Use ``tokenizer`` (an AudioTokenizer whose codebooks fit the vocabulary) for the audio tokens,
+        or load the one ``encodec_weights`` names when None. Resets the code cache.
+
+        Raises:
+            ModelInputError: no audio tokens, or a codec whose codebooks do not fit.
+            CheckpointError: ``encodec_weights`` does not exist or holds no EnCodec.
+        """
+        from chroma_keras.tokenizers.gpt_audio import AudioCodeCache, gpt_audio_tokenizer
+
+        vocab = self.vocabulary
+        if not vocab.audio_num_codebooks:
+            raise ModelInputError("this model has no audio tokens (model.gpt.audio_num_codebooks is 0).")
+        tokenizer, bandwidth = gpt_audio_tokenizer(self.encodec_weights, vocab.audio_num_codebooks, vocab.audio_codebook_size, tokenizer)
+        self._audio_tokenizer = tokenizer
+        self._audio_code_cache = AudioCodeCache(tokenizer, bandwidth)
+
+    def audio_code_cache(self):
+        """The :class:`~chroma_keras.tokenizers.gpt_audio.AudioCodeCache` training rows encode clips with."""
+        if self._audio_code_cache is None:
+            self.set_audio_tokenizer(self._audio_tokenizer)
+        return self._audio_code_cache
+
+    def to_audio(self, ids, path=None):
+        """Decode each sequence's ``<sep_audio>`` section through the EnCodec decoder.
+
+        The section's complete frames are kept (:func:`~chroma_keras.tokenizers.gpt_audio.audio_section_codes`:
+        one cut by ``max_length`` loses only its unfinished frame).
+
+        Args:
+            ids: one sequence ``[T]`` or a batch ``[batch, T]``.
+            path: for one sequence, a ``.wav`` file to write; for a batch, a directory that receives
+                ``sample_000.wav``, ...; None writes nothing.
+
+        Returns:
+            A dict per sequence (a list for a batch): ``audio`` (float32 ``[frames * 320]`` at
+            ``sample_rate``, empty for no frames), ``sample_rate`` (24000), ``codes``
+            (int32 ``[K, frames]``), ``num_frames`` and ``path``.
+
+        Raises:
+            ModelInputError: no audio tokens, or tokens outside their codebook (unconstrained samples).
+
+        Example:
+
+        >>> ids = gpt.generate(prompt="Red", constrained=True, max_length=1024, seed=0)   # doctest: +SKIP
+        >>> gpt.to_audio(ids[0], "red.wav")["num_frames"]                                # doctest: +SKIP
+        """
+        from chroma_keras.tokenizers.gpt_audio import audio_section_codes
+
+        array = np.asarray(ids)
+        if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.integer):
+            raise ModelInputError(f"ids must be integer token ids [T] or [batch, T]. Received: shape={array.shape}, dtype={array.dtype}")
+        if array.ndim == 2:
+            out_dir = None if path is None else pathlib.Path(path)
+            return [self.to_audio(row, None if out_dir is None else out_dir / f"sample_{i:03d}.wav") for i, row in enumerate(array)]
+        tokenizer = self.get_audio_tokenizer()
+        codes = audio_section_codes(self.vocabulary, sequence_sections(array, self.vocabulary)["audio"], self.audio_pattern)
+        audio = tokenizer.decode(codes) if codes.shape[1] else np.zeros(0, np.float32)
+        if path is not None:
+            import soundfile
+
+            path = pathlib.Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(path), audio, tokenizer.sample_rate)
+        return {
+            "audio": audio,
+            "sample_rate": tokenizer.sample_rate,
+            "codes": codes,
+            "num_frames": int(codes.shape[1]),
+            "path": None if path is None else str(path),
+        }
+
     def training_batches(self, dataset):
         """``fit()`` batches for this model from a corpus reader's MIDI-token batches
         (:class:`~chroma_keras.training.gpt_batches.GPTTokenBatches`); None passes through.
@@ -557,8 +712,17 @@ class ChromaticGPT(keras.Model):
         from chroma_keras.training.gpt_batches import GPTTokenBatches
 
         seed = 0 if self.seed is None else int(self.seed)
+        audio_codes = self.audio_code_cache().encode if self.vocabulary.audio_num_codebooks else None
         return GPTTokenBatches(
-            dataset, self.vocabulary, self.max_sequence_length, self.rebracketing_dropout, seed, infill_rate=self.infill_rate
+            dataset,
+            self.vocabulary,
+            self.max_sequence_length,
+            self.rebracketing_dropout,
+            seed,
+            infill_rate=self.infill_rate,
+            text_max_bytes=self.text_max_bytes,
+            audio_codes=audio_codes,
+            audio_pattern=self.audio_pattern,
         )
 
     # --- presets -------------------------------------------------------------------------
@@ -597,10 +761,17 @@ class ChromaticGPT(keras.Model):
             length_penalty=sampling["length_penalty"],
             max_length=sampling["max_length"],
             seed=config["training"]["seed"],
+            text_max_bytes=gpt["text_max_bytes"],
+            audio_pattern=gpt["audio_pattern"],
+            encodec_weights=gpt["encodec_weights"],
             name=config["name"],
         )
         model.rebracketing_dropout = float(gpt["rebracketing_dropout"])
         model.infill_rate = float(gpt["infill_rate"])
+        if gpt["audio_num_codebooks"]:
+            from chroma_keras.tokenizers.gpt_audio import check_encodec_weights
+
+            check_encodec_weights(gpt["encodec_weights"])  # fail at load, not at the first training batch
         return model
 
     def preset_overrides(self):
@@ -622,6 +793,9 @@ class ChromaticGPT(keras.Model):
             "model.gpt.text_tokens": vocab.text,
             "model.gpt.rebracketing_dropout": self.rebracketing_dropout,
             "model.gpt.infill_rate": self.infill_rate,
+            "model.gpt.text_max_bytes": self.text_max_bytes,
+            "model.gpt.audio_pattern": self.audio_pattern,
+            "model.gpt.encodec_weights": self.encodec_weights,
             "generation.sampling.strategy": self.sampling_config.strategy,
             "generation.sampling.temperature": self.sampling_config.temperature,
             "generation.sampling.top_k": self.sampling_config.top_k,
@@ -669,6 +843,9 @@ class ChromaticGPT(keras.Model):
             "length_penalty": sampling.length_penalty,
             "max_length": self.max_length,
             "seed": self.seed,
+            "text_max_bytes": self.text_max_bytes,
+            "audio_pattern": self.audio_pattern,
+            "encodec_weights": self.encodec_weights,
         }
 
     @classmethod

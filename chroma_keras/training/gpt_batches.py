@@ -12,6 +12,14 @@ rebracketing token is dropped with probability ``rebracketing_dropout`` (seeded 
 so a prompt that names only one score looks like training data. A segment cut at
 ``max_events`` gets no ``<eos>`` (it did not end there).
 
+A multimodal vocabulary (``gpt_multimodal_chromatic``) adds sections around the MIDI: with
+``text_max_bytes > 0`` the segment's text (its first ``text_max_bytes`` UTF-8 bytes) and with an
+``audio_codes`` encoder the EnCodec codes of its audio clip (:func:`multimodal_row`)::
+
+    <bos> <modes> <rebracketing> <sep_text> TEXT BYTES <sep_midi> REMI <sep_audio> AUDIO CODES <eos>
+
+A segment without text, MIDI or audio has no section for it.
+
 With ``infill_rate > 0`` that share of the rows (drawn per row, seeded per epoch) takes the
 fill-in-the-middle form of :mod:`chroma_keras.generation.infilling` instead: a random run of whole
 bars moves after the bars that follow it, between ``<infill>`` and ``<infill_end>``, so the model
@@ -33,7 +41,7 @@ import numpy as np
 
 from chroma_keras import modes, rebracketing
 from chroma_keras.data import keys
-from chroma_keras.errors import DataError
+from chroma_keras.errors import DataError, ModelInputError
 from chroma_keras.generation.infilling import fim_training_example, infill_tokens
 
 TOKEN_IDS = "token_ids"
@@ -75,6 +83,58 @@ def segment_prefix(vocabulary, mode_vector, rebracketing_vector, keep=None) -> l
     return ids
 
 
+def multimodal_row(
+    vocabulary,
+    prefix,
+    text: str | None = None,
+    midi=None,
+    midi_ended: bool = True,
+    audio_codes=None,
+    audio_pattern: str = "delay",
+    text_max_bytes: int = 0,
+    source: str = "segment",
+) -> list[int]:
+    """One training row with text, MIDI and audio sections; a missing modality has no section.
+
+    Args:
+        vocabulary: the model's :class:`~chroma_keras.tokenizers.ChromaticVocabulary`.
+        prefix: ``<bos>``, mode and rebracketing ids (what :func:`segment_prefix` gives; a trailing
+            ``<sep_midi>`` is dropped).
+        text: the segment's text, or None / "" for none. Its UTF-8 bytes are cut to
+            ``text_max_bytes`` at a character boundary.
+        midi: MIDI ids in the vocabulary's range (:meth:`ChromaticVocabulary.midi_ids`), or None.
+        midi_ended: the MIDI was not cut at ``max_events``; a cut MIDI section is followed by
+            nothing (neither audio nor ``<eos>``: the segment did not end there).
+        audio_codes: EnCodec codes ``int [K, frames]``, or None.
+        audio_pattern: ``"delay"`` or ``"flatten"``.
+        text_max_bytes: bytes of text kept; 0 drops the text section.
+        source: the segment's name in error messages.
+
+    Returns:
+        ids ``<bos> ... [<sep_text> text] [<sep_midi> midi] [<sep_audio> audio] <eos>``.
+
+    Raises:
+        ModelInputError: codes that are not ``[K, frames]`` integers in the codebooks, naming ``source``.
+    """
+    ids = list(prefix)
+    if ids and ids[-1] == vocabulary.separator_id("midi"):
+        ids = ids[:-1]
+    if text and text_max_bytes > 0:
+        data = str(text).encode("utf-8")[: int(text_max_bytes)].decode("utf-8", errors="ignore")
+        ids += [vocabulary.separator_id("text"), *vocabulary.encode_text(data).tolist()]
+    if midi is not None:
+        ids += [vocabulary.separator_id("midi"), *np.asarray(midi).tolist()]
+        if not midi_ended:
+            return ids
+    if audio_codes is not None:
+        try:
+            audio = vocabulary.encode_audio(audio_codes, audio_pattern)
+        except ModelInputError as exc:
+            raise ModelInputError(f"{source}: {exc}") from None
+        ids += [vocabulary.separator_id("audio"), *audio.tolist()]
+    return ids + [vocabulary.eos_id]
+
+
 class GPTTokenBatches(keras.utils.PyDataset):
     """GPT batches ``({"token_ids", "padding_mask"},)`` from a MIDI-token corpus dataset.
 
@@ -87,6 +147,12 @@ class GPTTokenBatches(keras.utils.PyDataset):
         seed: seed of the dropout and infilling draws (varied per epoch).
         infill_rate: share of rows in fill-in-the-middle form, in [0, 1]; 0 leaves every row plain
             (and the batches exactly as without this option).
+        text_max_bytes: bytes of each segment's text in a ``<sep_text>`` section (the batches must
+            hold ``keys.TEXT_IDS``); 0: no text section.
+        audio_codes: ``f(waveform [samples], sample_rate, source) -> codes [K, frames]`` (e.g.
+            :meth:`~chroma_keras.tokenizers.gpt_audio.AudioCodeCache.encode`) for a
+            ``<sep_audio>`` section from the batches' ``keys.AUDIO``; None: no audio section.
+        audio_pattern: ``"delay"`` or ``"flatten"``.
     """
 
     def __init__(
@@ -97,8 +163,24 @@ class GPTTokenBatches(keras.utils.PyDataset):
         rebracketing_dropout: float = 0.0,
         seed: int = 0,
         infill_rate: float = 0.0,
+        text_max_bytes: int = 0,
+        audio_codes=None,
+        audio_pattern: str = "delay",
     ):
         super().__init__()
+        self.text_max_bytes = int(text_max_bytes)
+        self.audio_codes = audio_codes
+        self.audio_pattern = audio_pattern
+        self.multimodal = self.text_max_bytes > 0 or audio_codes is not None
+        if self.multimodal and infill_rate > 0:
+            raise DataError("infill_rate > 0 works on MIDI-only rows; set model.gpt.infill_rate to 0 for text or audio sections.")
+        plan_audio = getattr(getattr(dataset, "plan", None), "audio", None)
+        self.audio_sample_rate = None if plan_audio is None else plan_audio.sample_rate
+        if audio_codes is not None and hasattr(dataset, "plan") and plan_audio is None:
+            raise DataError(
+                "model.gpt.audio_num_codebooks > 0 needs the corpus' audio: add a preprocessing.audio section "
+                "(sample_rate, duration = the seconds of each segment's clip that become audio tokens)."
+            )
         if not (isinstance(infill_rate, (int, float)) and not isinstance(infill_rate, bool) and 0.0 <= infill_rate <= 1.0):
             raise DataError(f"infill_rate must be a number in [0, 1]. Received: infill_rate={infill_rate!r}")
         self.infill_rate = float(infill_rate)
@@ -137,6 +219,12 @@ class GPTTokenBatches(keras.utils.PyDataset):
             prefix = segment_prefix(self.vocabulary, batch[keys.MODES][r], batch[keys.REBRACKETING][r], keep)
             midi = self.vocabulary.midi_ids(tokens[r][masks[r]])
             ended = masks[r].sum() < masks.shape[1]  # not cut at max_events: the segment ends here
+            if self.multimodal:
+                ids = self._multimodal_row(batch, r, index, prefix, midi, ended)
+                ids = ids[: self.max_sequence_length]
+                rows[r, : len(ids)] = ids
+                padding[r, : len(ids)] = 1
+                continue
             ids = None
             if self.infill_rate > 0 and infill_rng.random() < self.infill_rate:
                 ids = fim_training_example(prefix, midi, ended, self.max_sequence_length, infill_rng, self.infill_tokens)
@@ -146,6 +234,34 @@ class GPTTokenBatches(keras.utils.PyDataset):
             rows[r, : len(ids)] = ids
             padding[r, : len(ids)] = 1
         return ({TOKEN_IDS: rows, PADDING_MASK: padding},)
+
+    def _multimodal_row(self, batch, r, index, prefix, midi, ended):
+        present = np.asarray(batch[keys.MODALITY_MASK][r]) > 0
+        source = f"training batch {index}, row {r}"
+        text = None
+        if self.text_max_bytes > 0 and keys.TEXT_IDS in batch and present[keys.MODALITIES.index("text")]:
+            from chroma_keras.data.multimodal_dataset import ids_to_text
+
+            text = ids_to_text(batch[keys.TEXT_IDS][r])
+        codes = None
+        if self.audio_codes is not None and keys.AUDIO in batch and present[keys.MODALITIES.index("audio")]:
+            wave = np.asarray(batch[keys.AUDIO][r])
+            if keys.AUDIO_MASK in batch:
+                wave = wave[: int(np.asarray(batch[keys.AUDIO_MASK][r]).sum())]
+            if wave.size:
+                codes = self.audio_codes(wave, self.audio_sample_rate, source)
+        has_midi = present[keys.MODALITIES.index("midi")] and len(midi) > 0
+        return multimodal_row(
+            self.vocabulary,
+            prefix,
+            text,
+            midi if has_midi else None,
+            ended,
+            codes,
+            self.audio_pattern,
+            self.text_max_bytes,
+            source,
+        )
 
     def on_epoch_end(self):
         self.epoch += 1

@@ -47,6 +47,10 @@ class TokenSearch:
     Raises:
         ModelInputError: ``model`` is not a token generator or cannot infill (no ``<mask>`` /
             ``<infill>`` tokens, no REMI ``Bar``).
+
+    Example:
+    >>> search = TokenSearch(gpt, "Green", PianoRollSpec.from_config(scorer.preset_config), max_length=256)  # doctest: +SKIP
+    >>> candidates, log = run_evolution(search, ChromaticFitness(scorer, "Green", search.roll_spec), settings)  # doctest: +SKIP
     """
 
     kind = "tokens"

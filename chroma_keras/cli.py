@@ -213,9 +213,8 @@ def _cmd_evaluate(args) -> int:
     from chroma_keras.evaluation.report import evaluation_report
 
     generator = zoo.from_preset(_model_path(args.generator))
-    _need_piano_roll_generator(generator, args.generator, "evaluate")
     scorer = zoo.from_preset(_model_path(args.scorer))
-    generate_kwargs = {"num_steps": args.num_steps} if args.num_steps is not None else {}
+    generate_kwargs = _generate_kwargs(generator, args, "evaluate")
     colours = args.colours.split(",") if args.colours else None
     path = evaluation_report(
         generator,
@@ -227,21 +226,11 @@ def _cmd_evaluate(args) -> int:
         seed=args.seed,
         colours=colours,
         names={"generator": args.generator, "scorer": args.scorer},
+        validity_samples_per_colour=args.validity_samples_per_colour,
         **generate_kwargs,
     )
     print(f"wrote {path}")
     return 0
-
-
-def _need_piano_roll_generator(model, name, command: str) -> None:
-    from chroma_keras.errors import ModelInputError
-    from chroma_keras.generation.token_midi import is_token_generator
-
-    if is_token_generator(model):
-        raise ModelInputError(
-            f"{command}: {name} is a token generator (GPT); {command} reads piano-roll generators. "
-            "Use evaluate-generation, which decodes its sequences to MIDI."
-        )
 
 
 def _cmd_compare_scorers(args) -> int:
@@ -341,10 +330,11 @@ def _cmd_evolve(args) -> int:
         mutation_scale=args.mutation_scale,
         crossover_rate=args.crossover_rate,
         seed=args.seed,
+        mutation_bars=args.mutation_bars,
     ).validate()
     generator = zoo.from_preset(_model_path(args.generator))
     scorer = zoo.from_preset(_model_path(args.scorer))
-    generate_kwargs = {"num_steps": args.num_steps} if args.num_steps is not None else {}
+    generate_kwargs = _generate_kwargs(generator, args, "evolve")
     print(f"evolving {settings.population} candidates for {target} over {settings.generations} generations", flush=True)
     print(LOG_TABLE_HEADER, flush=True)
     result = evolve(generator, scorer, target, settings, progress=lambda row: print(format_log_row(row), flush=True), **generate_kwargs)
@@ -519,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("evolve", help="evolve a generator's segments toward a target colour, with a scorer as fitness")
-    p.add_argument("--generator", required=True, help="a trained piano-roll generator (run or preset directory)")
+    p.add_argument("--generator", required=True, help="a trained generator: CVAE, diffusion or GPT (run or preset directory)")
     p.add_argument("--scorer", required=True, help="a trained scorer with a MIDI encoder (run or preset directory)")
     p.add_argument("--target", default=None, help="target colour, e.g. Green or G")
     p.add_argument("--modes", default=None, help="target per-axis modes, e.g. future,place,forgotten")
@@ -527,8 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", type=int, default=3, help="elites kept each generation and candidates written (default: 3)")
     p.add_argument("--generations", type=int, default=8, help="rounds of breeding after the initial population (default: 8)")
     p.add_argument("--mutation-scale", type=float, default=0.3, help="latent mutation std in prior units (VAE; default: 0.3)")
-    p.add_argument("--crossover-rate", type=float, default=0.5, help="share of children that mix two parents (VAE; default: 0.5)")
+    p.add_argument(
+        "--crossover-rate", type=float, default=0.5, help="share of children that mix two parents (VAE: latents; GPT: bars; default: 0.5)"
+    )
+    p.add_argument("--mutation-bars", type=int, default=2, help="GPT: most bars one mutation regenerates by infilling (default: 2)")
     p.add_argument("--num-steps", type=int, default=None, help="diffusion sampler steps (default: the preset's)")
+    _add_token_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder: best_*.mid/.png, fitness_log.csv, index.json")
     p.add_argument("--audio", choices=AUDIO_CHOICES, default="none", help="render the best candidates as .wav (default: none)")
@@ -540,13 +534,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("evaluate", help="write an HTML report: recognition, Fréchet distances, statistics, projection, piano rolls")
-    p.add_argument("generator", help="a trained piano-roll generator (run or preset directory)")
+    p.add_argument("generator", help="a trained generator: piano roll (CVAE, diffusion) or GPT (run or preset directory)")
     p.add_argument("--scorer", required=True, help="a trained scorer with a piano-roll MIDI encoder (run or preset directory)")
     p.add_argument("--data", required=True, help="the real segments: a parquet, folder or 'demo'")
     p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --data compared with")
     p.add_argument("--samples-per-colour", type=int, default=16)
     p.add_argument("--colours", default=None, help="comma-separated colour names (default: the eight with training data)")
     p.add_argument("--num-steps", type=int, default=None, help="diffusion sampler steps (default: the preset's)")
+    _add_token_options(p)
+    p.add_argument(
+        "--validity-samples-per-colour",
+        type=int,
+        default=4,
+        metavar="N",
+        help="GPT: also sample N sequences per colour with and without constrained decoding for the token validity table "
+        "(default: 4; 0: only the evaluated samples' row)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder: report.html and its figures")
     p.set_defaults(func=_cmd_evaluate)

@@ -174,7 +174,7 @@ def _colour_names(colours) -> tuple:
     return names
 
 
-def chromatic_consistency(samples, targets, scorer, sample_spec=None, colours=DEFAULT_COLOURS) -> RecognitionReport:
+def chromatic_consistency(samples, targets, scorer, sample_spec=None, colours=DEFAULT_COLOURS, unscored=None) -> RecognitionReport:
     """How often a scorer names each segment's target colour (and its target mode on each axis).
 
     Args:
@@ -185,6 +185,8 @@ def chromatic_consistency(samples, targets, scorer, sample_spec=None, colours=DE
             ``samples`` when it differs from the scorer's (pitch rows are then padded or
             cropped; the time axes must agree).
         colours: the colours of the confusion matrix; every target must be one of them.
+        unscored: ``{colour: count}`` of further segments made for a colour that have no roll (a
+            token generator's sequences that are not valid MIDI); they count as recognised as no colour.
 
     Returns:
         a :class:`RecognitionReport`.
@@ -203,19 +205,23 @@ def chromatic_consistency(samples, targets, scorer, sample_spec=None, colours=DE
             f"chromatic_consistency needs samples [n, pitches, frames] and n targets. "
             f"Received samples of shape {samples.shape} and {len(targets)} targets."
         )
-    outside = sorted(set(targets) - set(colours))
+    unscored = {modes.parse_colour(c).name: int(n) for c, n in (unscored or {}).items()}
+    outside = sorted((set(targets) | set(unscored)) - set(colours))
     if outside:
         raise ModelInputError(f"chromatic_consistency: targets {outside} are not among the colours evaluated {list(colours)}.")
     target_spec = PianoRollSpec.from_config(scorer.preset_config or {})
     if sample_spec is not None:
         samples = fit_rolls_to_spec(samples, sample_spec, target_spec)
-    scores = scorer.score({keys.PIANO_ROLL: samples})
     tally = _Tally(colours)
-    targets = np.asarray(targets)
-    for colour in colours:
-        rows = targets == colour
-        if rows.any():
-            tally.add(colour, {k: v[rows] for k, v in scores.items()})
+    if len(samples):
+        scores = scorer.score({keys.PIANO_ROLL: samples})
+        targets = np.asarray(targets)
+        for colour in colours:
+            rows = targets == colour
+            if rows.any():
+                tally.add(colour, {k: v[rows] for k, v in scores.items()})
+    for colour, count in unscored.items():
+        tally.add_unscored(colour, count)
     return tally.report({})
 
 
@@ -226,7 +232,7 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
         generator: a piano-roll generator with ``generate(condition, num_samples, seed, ...)``
             and ``roll_spec()`` (``PianoRollDiffusion``, ``ConditionalVAE``), or a token
             generator (``ChromaticGPT``) whose sequences are decoded to MIDI and rendered on the
-            scorer's grid (:func:`midi_rolls`).
+            scorer's grid (:func:`~chroma_keras.generation.token_midi.sequence_rolls`).
         scorer: a :class:`~chroma_keras.models.Scorer` with a piano-roll MIDI encoder; its
             grid must share a piano-roll generator's time axis (pitch rows are padded or cropped).
         colours: colour names to ask for.
@@ -245,7 +251,7 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
             ``samples_per_colour < 1`` or an empty ``colours``.
         LabelError: an unknown colour name.
     """
-    from chroma_keras.generation.token_midi import generate_midi, is_token_generator
+    from chroma_keras.generation.token_midi import generate_midi, is_token_generator, sequence_rolls
 
     check_scorer_reads_piano_rolls(scorer)
     if int(samples_per_colour) < 1:
@@ -258,8 +264,9 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
     for i, colour in enumerate(colours):
         kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
         if tokens:
-            _, decoded = generate_midi(generator, **kwargs)
-            rolls = midi_rolls([d["midi"] for d in decoded if d["valid"]], target)
+            ids, _ = generate_midi(generator, **kwargs)
+            rolls, decoded = sequence_rolls(generator.vocabulary, ids, target)
+            rolls = rolls[[d["valid"] for d in decoded]]
             if len(rolls):
                 tally.add(colour, scorer.score({keys.PIANO_ROLL: rolls}))
             tally.add_unscored(colour, len(decoded) - len(rolls))

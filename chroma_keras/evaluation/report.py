@@ -1,4 +1,4 @@
-"""One HTML page that evaluates a piano-roll generator against real segments, with its figures.
+"""One HTML page that evaluates a generator against real segments, with its figures.
 
 :func:`evaluation_report` generates ``samples_per_colour`` segments for each colour,
 reads the real segments of one split, and writes ``report.html`` beside its figures:
@@ -13,7 +13,15 @@ reads the real segments of one split, and writes ``report.html`` beside its figu
 * a 2-D projection (PCA) coloured by colour: the VAE's posterior means of the real
   segments, or for other generators the scorer's embedding of real and generated
   segments (``projection.png``, coordinates in ``projection.csv``);
-* piano rolls: one generated and one real segment per colour.
+* piano rolls: one generated and one real segment per colour;
+* for a token generator (the GPT): token validity — the share of sequences that decode to valid
+  MIDI and miditok's token error rate, for the evaluated samples and, with
+  ``validity_samples_per_colour``, for constrained and free sampling side by side.
+
+A token generator's sequences are decoded and drawn on the scorer's piano-roll grid
+(:func:`~chroma_keras.generation.token_midi.sequence_rolls`, as ``evaluate-generation`` does); the
+real segments are read on that grid too. A sequence that is not valid MIDI counts as a segment the
+scorer recognises as no colour, and is left out of the statistics and distances.
 
 Every figure carries its settings (backend, seed, sample counts, split, embedding).
 """
@@ -33,11 +41,11 @@ from chroma_keras.errors import ModelInputError
 FRAMES_PER_BEAT_AT_120_BPM = 0.5  # seconds per beat; a bar of 4/4 at 120 bpm lasts 2 s
 
 
-def _real_rolls(generator, corpus, split, colours):
-    """The real segments of ``split`` on the generator's grid, with their colour names."""
+def _real_rolls(config, corpus, split, colours):
+    """The real segments of ``split`` on the grid of ``config`` (a preset config), with their colour names."""
     from chroma_keras.data.multimodal_dataset import MultimodalDataset
 
-    dataset = MultimodalDataset(corpus, generator.preset_config, split=split, require=("midi",), shuffle=False, augment=False)
+    dataset = MultimodalDataset(corpus, config, split=split, require=("midi",), shuffle=False, augment=False)
     rolls, names = [], []
     for index in range(len(dataset)):
         (batch,) = dataset[index]
@@ -155,12 +163,14 @@ def evaluation_report(
     seed: int = 0,
     colours=None,
     names: dict | None = None,
+    validity_samples_per_colour: int = 0,
     **generate_kwargs,
 ) -> pathlib.Path:
     """Evaluate a generator against the real segments of a split and write ``report.html``.
 
     Args:
-        generator: a piano-roll generator (``ConditionalVAE``, ``PianoRollDiffusion``).
+        generator: a piano-roll generator (``ConditionalVAE``, ``PianoRollDiffusion``) or a token
+            generator (``ChromaticGPT``), whose sequences are drawn on the scorer's grid.
         scorer: a scorer with a piano-roll MIDI encoder on the generator's time axis.
         corpus: the segment source (parquet, folder, ``"demo"``) the real segments come from.
         out_dir: folder for ``report.html`` and its figures (created).
@@ -169,14 +179,19 @@ def evaluation_report(
         seed: generation seed (colour ``i`` uses ``seed + i``) and bootstrap seed.
         colours: colours evaluated (default: those with training data).
         names: how to name the generator and scorer in the settings (e.g. their run folders).
-        **generate_kwargs: passed to ``generate`` (``num_steps``...), recorded in the settings.
+        validity_samples_per_colour: token generator: also sample this many sequences per colour
+            with and without constrained decoding for the validity table (0: only the evaluated
+            samples' row).
+        **generate_kwargs: passed to ``generate`` (``num_steps``...; ``constrained``,
+            ``sampling``, ``max_length``... for a token generator), recorded in the settings.
 
     Returns:
         the path of ``report.html``.
 
     Raises:
         ModelInputError: a scorer that does not read piano rolls, mismatched time axes,
-            ``samples_per_colour < 1`` or a split without MIDI segments.
+            ``samples_per_colour < 1``, a split without MIDI segments, or a token generator none
+            of whose sequences decodes to MIDI with notes.
     """
     import keras
 
@@ -188,6 +203,7 @@ def evaluation_report(
         reference_recognition,
     )
     from chroma_keras.generation.sample_files import piano_roll_image
+    from chroma_keras.generation.token_midi import is_token_generator
     from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
     check_scorer_reads_piano_rolls(scorer)
@@ -196,17 +212,30 @@ def evaluation_report(
     colours = tuple(modes.parse_colour(c).name for c in (colours or DEFAULT_COLOURS))
     out = pathlib.Path(out_dir)
     (out / "rolls").mkdir(parents=True, exist_ok=True)
-    spec, scorer_spec = generator.roll_spec(), PianoRollSpec.from_config(scorer.preset_config or {})
+    tokens = is_token_generator(generator)
+    scorer_spec = PianoRollSpec.from_config(scorer.preset_config or {})
+    spec = scorer_spec if tokens else generator.roll_spec()
 
-    generated, targets = [], []
+    generated, targets, unscored, decoded = [], [], {}, []
     for i, colour in enumerate(colours):
-        rolls = generator.generate(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
+        kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
+        if tokens:
+            rolls, part = _token_rolls(generator, spec, kwargs)
+            decoded += part
+            unscored[colour] = int(samples_per_colour) - len(rolls)
+        else:
+            rolls = generator.generate(**kwargs)
         generated.append(rolls)
         targets += [colour] * len(rolls)
     generated = np.concatenate(generated)
-    real, real_names = _real_rolls(generator, corpus, split, colours)
+    if not len(generated):
+        raise ModelInputError(
+            f"evaluate: none of the {len(decoded)} generated sequences decodes to MIDI with notes; nothing to compare "
+            "(try constrained decoding, a larger --max-length, or a trained model)."
+        )
+    real, real_names = _real_rolls(scorer.preset_config if tokens else generator.preset_config, corpus, split, colours)
 
-    recognition = chromatic_consistency(generated, targets, scorer, sample_spec=spec, colours=colours)
+    recognition = chromatic_consistency(generated, targets, scorer, sample_spec=spec, colours=colours, unscored=unscored)
     reference = reference_recognition(scorer, corpus, split=split, colours=colours)
     _plot_confusion(recognition, out / "confusion.png")
 
@@ -311,11 +340,57 @@ def evaluation_report(
         "<table><thead><tr><th>colour</th><th>generated</th><th>real</th></tr></thead><tbody>"
         + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in roll_rows)
         + "</tbody></table>",
-        "</body></html>",
     ]
+    if tokens:
+        parts.append(_validity_section(generator, decoded, colours, validity_samples_per_colour, seed, generate_kwargs))
+    parts.append("</body></html>")
     path = out / "report.html"
     path.write_text("\n".join(parts) + "\n")
     return path
+
+
+def _token_rolls(generator, spec, kwargs):
+    """A token generator's valid sequences for one colour on ``spec``, and every sequence's decoding."""
+    from chroma_keras.generation.token_midi import generate_midi, sequence_rolls
+
+    ids, _ = generate_midi(generator, **kwargs)
+    rolls, decoded = sequence_rolls(generator.vocabulary, ids, spec)
+    return rolls[[d["valid"] for d in decoded]], decoded
+
+
+# Columns of the token validity table (one row per set of sequences).
+VALIDITY_HEADER = ("sequences", "decoding", "count", "valid MIDI", "error-free", "token error rate (mean / max)", "ended with eos", "notes", "MIDI tokens")
+
+
+def _validity_section(generator, decoded, colours, samples_per_colour, seed, generate_kwargs) -> str:
+    """The token validity table: the evaluated samples, then constrained and free sampling when asked for."""
+    from chroma_keras.evaluation.token_validity import token_validity, validity_row
+
+    setting = "constrained" if generate_kwargs.get("constrained", False) else "unconstrained"
+    rows = [("evaluated samples", validity_row(setting, decoded))]
+    if int(samples_per_colour) > 0:
+        sampling = {k: v for k, v in generate_kwargs.items() if k != "constrained"}
+        extra = token_validity(generator, colours=colours, samples_per_colour=int(samples_per_colour), seed=int(seed), **sampling)
+        rows += [(f"{int(samples_per_colour)} more per colour", row) for row in extra.rows]
+    cells = [
+        (
+            name,
+            r.label,
+            r.sequences,
+            f"{r.valid:.1%}",
+            f"{r.error_free:.1%}",
+            f"{r.token_error_rate:.4f} / {r.max_token_error_rate:.4f}",
+            f"{r.ended:.1%}",
+            f"{r.mean_notes:.1f}",
+            f"{r.mean_tokens:.1f}",
+        )
+        for name, r in rows
+    ]
+    return (
+        "<h2>Token validity</h2><p>Valid MIDI: miditok decodes the sequence's MIDI section to a file with notes that "
+        "reads back. Token error rate: miditok's tokens_errors (a token type that cannot follow the previous one, a "
+        "position going back, a repeated pitch) over the MIDI tokens.</p>" + _table(VALIDITY_HEADER, cells)
+    )
 
 
 def _diversity(features, seed, num_resamples: int = 200) -> str:

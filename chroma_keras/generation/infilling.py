@@ -394,7 +394,41 @@ def infill_midi(model, midi, bars, prompt=None, condition=None, rebracketing=Non
     if prefix[-1] != tokens.separator:
         raise ModelInputError("infill needs a MIDI prompt (its prefix must end with <sep_midi>).")
     given = vocab.encode_midi(data, source=source)
-    before, middle, after = split_bars(given, bars, tokens.bar, source=source)
+    return infill_ids(model, prefix, given, bars, max_new_tokens=max_new_tokens, constrained=constrained, source=source, **generate_kwargs)
+
+
+def infill_ids(model, prefix, midi_ids, bars, max_new_tokens=256, constrained=True, source="midi", **generate_kwargs):
+    """Regenerate bars ``[start, end)`` of a segment given as token ids, keeping every other token.
+
+    :func:`infill_midi` calls this after encoding its MIDI; the evolutionary search
+    (:mod:`chroma_keras.generation.token_evolution`) calls it on its genomes directly, so the kept
+    bars are the parent's tokens themselves, not a re-encoding of its MIDI.
+
+    Args:
+        model: a ``ChromaticGPT`` whose vocabulary has the infill tokens.
+        prefix: the prompt ids, ending with ``<sep_midi>``.
+        midi_ids: the segment's REMI ids (vocabulary ids, no ``<eos>`` or padding).
+        bars: ``(start, end)``, 0-based and half-open.
+        max_new_tokens: the most tokens the new bars may take (``<infill_end>`` included).
+        constrained: the new bars follow REMI's grammar.
+        source: name of the segment in error messages.
+        **generate_kwargs: sampling arguments of ``generate``.
+
+    Returns:
+        int32 ``[num_samples, length]`` plain sequences ``prefix BEFORE NEW_MIDDLE AFTER <eos>``
+        (``<pad>`` after a shorter row).
+
+    Raises:
+        ModelInputError: see :meth:`chroma_keras.models.ChromaticGPT.infill`.
+
+    Example:
+    >>> rows = infill_ids(gpt, prefix, midi_ids, bars=(1, 2), max_new_tokens=40, seed=0)  # doctest: +SKIP
+    """
+    tokens = infill_tokens(model.vocabulary)
+    prefix = np.asarray(prefix, np.int32).ravel()
+    if prefix.size == 0 or prefix[-1] != tokens.separator:
+        raise ModelInputError("infill needs a MIDI prompt (its prefix must end with <sep_midi>).")
+    before, middle, after = split_bars(midi_ids, bars, tokens.bar, source=source)
     num_bars = int(bars[1]) - int(bars[0])
     fim = fim_prompt(prefix, before, after, tokens)
     if not (isinstance(max_new_tokens, (int, np.integer)) and not isinstance(max_new_tokens, bool) and max_new_tokens >= 1):
@@ -412,7 +446,7 @@ def infill_midi(model, midi, bars, prompt=None, condition=None, rebracketing=Non
         raise ModelInputError("infill sets max_length from max_new_tokens; pass max_new_tokens instead.")
     generate_kwargs.pop("max_length", None)
     generate_kwargs.pop("constrained", None)
-    processors = [InfillConstraint(vocab, num_bars, max_length, grammar=bool(constrained))]
+    processors = [InfillConstraint(model.vocabulary, num_bars, max_length, grammar=bool(constrained))]
     processors += list(generate_kwargs.pop("logits_processors", ()))
     rows = model.generate(prompt=fim, max_length=max_length, logits_processors=processors, **generate_kwargs)
     spliced = [np.concatenate([prefix, before, fim_middle(row, tokens, num_bars), after, [tokens.eos]]) for row in rows]
@@ -431,6 +465,7 @@ __all__ = [
     "fim_sequence",
     "fim_training_example",
     "from_fim",
+    "infill_ids",
     "infill_midi",
     "infill_tokens",
     "split_bars",

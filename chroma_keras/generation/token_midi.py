@@ -156,4 +156,33 @@ def generate_midi(model, condition=None, prompt=None, num_samples: int = 1, seed
     return ids, [decode_sequence(model.vocabulary, row) for row in ids]
 
 
-__all__ = ["decode_sequence", "generate_midi", "is_token_generator", "miditok_error_rate"]
+def sequence_rolls(vocabulary, sequences, spec):
+    """Decode token sequences and render each on a piano-roll grid (a scorer's).
+
+    What ``evaluate-generation``, ``evaluate`` and ``evolve`` read a token generator's output as:
+    each sequence is decoded with :func:`decode_sequence` and its MIDI drawn on ``spec`` (notes
+    outside the grid are dropped). A sequence that is not valid MIDI gets an empty roll.
+
+    Args:
+        vocabulary: the generator's :class:`~chroma_keras.tokenizers.ChromaticVocabulary`.
+        sequences: token sequences, an int array ``[n, T]`` or a list of 1-D int arrays.
+        spec: the grid, a :class:`~chroma_keras.preprocessing.pianoroll.PianoRollSpec`.
+
+    Returns:
+        ``(rolls, decoded)``: float32 ``[n, spec.num_pitches, spec.num_frames]`` and one
+        :func:`decode_sequence` dict per sequence.
+
+    Example:
+    >>> rolls, decoded = sequence_rolls(gpt.vocabulary, ids, PianoRollSpec.from_config(scorer.preset_config))  # doctest: +SKIP
+    """
+    from chroma_keras.preprocessing.pianoroll import midi_to_piano_roll
+
+    decoded = [decode_sequence(vocabulary, np.asarray(row)) for row in sequences]
+    rolls = np.zeros((len(decoded), *spec.shape), np.float32)
+    for i, entry in enumerate(decoded):
+        if entry["valid"]:
+            rolls[i] = midi_to_piano_roll(entry["midi"], spec, source=f"generated sequence {i}")
+    return rolls, decoded
+
+
+__all__ = ["decode_sequence", "generate_midi", "is_token_generator", "miditok_error_rate", "sequence_rolls"]

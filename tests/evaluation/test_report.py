@@ -42,6 +42,7 @@ def test_report_figures_match_the_evaluation_functions(runs, tmp_path, capsys):
         assert (out / source).stat().st_size > 0, source
     assert {"confusion.png", "projection.png"} <= {p.name for p in out.iterdir()}
     assert f"<td>backend</td><td>{keras.config.backend()}</td>" in page and "<td>samples per colour</td><td>3</td>" in page
+    assert "Token validity" not in page  # a piano-roll generator has no token section
 
     # The same generation, evaluated directly, gives the page's numbers.
     loaded = ck.from_preset(str(vae_dir))

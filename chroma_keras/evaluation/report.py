@@ -365,8 +365,10 @@ VALIDITY_HEADER = ("sequences", "decoding", "count", "valid MIDI", "error-free",
 def _validity_section(generator, decoded, colours, samples_per_colour, seed, generate_kwargs) -> str:
     """The token validity table: the evaluated samples, then constrained and free sampling when asked for."""
     from chroma_keras.evaluation.token_validity import token_validity, validity_row
+    from chroma_keras.generation.token_midi import CONSTRAINED_BY_DEFAULT
 
-    setting = "constrained" if generate_kwargs.get("constrained", False) else "unconstrained"
+    # The evaluated samples came from generate_midi, which decodes constrained unless told otherwise.
+    setting = "constrained" if generate_kwargs.get("constrained", CONSTRAINED_BY_DEFAULT) else "unconstrained"
     rows = [("evaluated samples", validity_row(setting, decoded))]
     if int(samples_per_colour) > 0:
         sampling = {k: v for k, v in generate_kwargs.items() if k != "constrained"}

@@ -62,14 +62,14 @@ def write_samples(model, condition, out_dir, num_samples: int = 4, seed: int = 0
     >>> write_samples(ck.from_preset("runs/cvae/model"), "Green", "samples/green", audio=None)  # doctest: +SKIP
     PosixPath('samples/green/index.json')
     """
-    from chroma_keras.generation.token_midi import is_token_generator
+    from chroma_keras.generation.token_midi import CONSTRAINED_BY_DEFAULT, is_token_generator
 
     if int(num_samples) < 1:
         raise ModelInputError(f"num_samples must be >= 1. Received: num_samples={num_samples!r}")
     out = pathlib.Path(out_dir)
     label = condition if isinstance(condition, str) or condition is None else json.dumps(condition, sort_keys=True)
     if is_token_generator(model):
-        generate_kwargs.setdefault("constrained", True)
+        generate_kwargs.setdefault("constrained", CONSTRAINED_BY_DEFAULT)
         samples = _token_samples(model, condition, out, int(num_samples), int(seed), generate_kwargs)
     else:
         rolls = model.generate(condition=condition, num_samples=int(num_samples), seed=int(seed), **generate_kwargs)

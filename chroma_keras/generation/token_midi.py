@@ -26,6 +26,9 @@ import numpy as np
 
 from chroma_keras.errors import DataError, ModelInputError
 
+# Token generators decode under REMI's grammar unless asked not to (generate_midi, write_samples, evolve, evaluate).
+CONSTRAINED_BY_DEFAULT = True
+
 
 def is_token_generator(model) -> bool:
     """True for a generator whose ``generate`` returns token ids that its vocabulary decodes to MIDI.
@@ -123,7 +126,7 @@ def decode_sequence(vocabulary, ids) -> dict:
     }
 
 
-def generate_midi(model, condition=None, prompt=None, num_samples: int = 1, seed: int = 0, constrained: bool = True, **generate_kwargs):
+def generate_midi(model, condition=None, prompt=None, num_samples: int = 1, seed: int = 0, constrained: bool = CONSTRAINED_BY_DEFAULT, **generate_kwargs):
     """Sample token sequences from a token generator and decode each to MIDI.
 
     Args:
@@ -185,4 +188,4 @@ def sequence_rolls(vocabulary, sequences, spec):
     return rolls, decoded
 
 
-__all__ = ["decode_sequence", "generate_midi", "is_token_generator", "miditok_error_rate", "sequence_rolls"]
+__all__ = ["CONSTRAINED_BY_DEFAULT", "decode_sequence", "generate_midi", "is_token_generator", "miditok_error_rate", "sequence_rolls"]

@@ -194,7 +194,8 @@ def _generate_kwargs(model, args, command: str) -> dict:
     from chroma_keras.generation.token_midi import is_token_generator
 
     given = {key: getattr(args, key, None) for key in (*PIANO_ROLL_OPTIONS, *TOKEN_OPTIONS)}
-    given = {key: value for key, value in given.items() if value not in (None, False)}
+    # Not `value not in (None, False)`: 0 == False, and --guidance-scale 0 / --max-length 0 must reach generate.
+    given = {key: value for key, value in given.items() if value is not None and value is not False}
     tokens = is_token_generator(model)
     foreign = PIANO_ROLL_OPTIONS if tokens else TOKEN_OPTIONS
     wrong = [flag for key, flag in foreign.items() if key in given]

@@ -318,7 +318,9 @@ class InfillConstraint(AllowedTokensProcessor):
             grammatical = self.grammar.allowed(np.concatenate([[t.separator], middle]))
             out[:] = self.midi_mask if grammatical is None else grammatical
             may_end = bool(out[t.eos]) and count > 0
-            out[t.eos] = False
+            # Where the grammar would end the MIDI section (<eos>, or <sep_audio> with audio tokens), the
+            # middle may end with <infill_end> instead (below); nothing but MIDI tokens goes in it.
+            out &= self.midi_mask
         else:
             out[:] = self.midi_mask if middle.size else False
             out[t.bar] = True  # a middle opens with a Bar

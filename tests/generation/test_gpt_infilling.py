@@ -218,6 +218,22 @@ def test_split_bars_and_fim_inverse(vocab):
 
 
 @pytest.mark.parametrize("grammar", [True, False])
+def test_a_middle_holds_only_midi_tokens_with_audio_in_the_vocabulary(grammar):
+    """With audio tokens, RemiGrammar lets <sep_audio> end a MIDI section after a complete note; inside a
+    middle only <infill_end> may end it (a <sep_audio> there would break the splice)."""
+    audio_vocab = ChromaticVocabulary(midi=MIDI_SPEC, audio_num_codebooks=2, audio_codebook_size=8)
+    tokens = infill_tokens(audio_vocab)
+    prompt = np.concatenate([[audio_vocab.bos_id, tokens.separator], bars_ids(audio_vocab, [[60]]), [tokens.hole, tokens.fill]])
+    constraint = InfillConstraint(audio_vocab, num_bars=1, max_length=len(prompt) + 40, grammar=grammar)
+    midi = audio_vocab.range_mask("midi")
+    for written in (bars_ids(audio_vocab, [[62]]), bars_ids(audio_vocab, [[]])):  # a whole note; an empty bar
+        allowed = constraint.allowed(np.concatenate([prompt, written]))
+        assert allowed[tokens.fill_end] and not allowed[audio_vocab.separator_id("audio")]
+        assert set(np.flatnonzero(allowed & ~midi)) == {tokens.fill_end}
+
+
+
+@pytest.mark.parametrize("grammar", [True, False])
 def test_constraint_writes_exactly_the_bars_asked_for_within_the_room(vocab, grammar):
     tokens = infill_tokens(vocab)
     prompt = np.concatenate([[vocab.bos_id, tokens.separator], bars_ids(vocab, [[60]]), [tokens.hole, tokens.fill]])

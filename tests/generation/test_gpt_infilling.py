@@ -185,6 +185,9 @@ def test_infill_rate_is_validated(vocab):
     reader = TokenReader(vocab, demo_segments(vocab, 2), max_events=50)
     with pytest.raises(DataError, match="infill_rate"):
         GPTTokenBatches(reader, vocab, 64, infill_rate=1.5)
+    # Checked before it is compared with 0 for text / audio rows (a string used to raise a TypeError there).
+    with pytest.raises(DataError, match=r"infill_rate must be a number in \[0, 1\]. Received: infill_rate='0.5'"):
+        GPTTokenBatches(reader, vocab, 64, infill_rate="0.5", text_max_bytes=8)
 
 
 def test_split_bars_and_fim_inverse(vocab):

@@ -12,7 +12,7 @@ from keras import ops
 from chroma_keras.errors import ModelInputError
 from chroma_keras.generation import prompts as prompt_tools
 from chroma_keras.generation.samplers import SamplingConfig, beam_search, sample_loop
-from chroma_keras.tokenizers.chromatic_vocabulary import ChromaticVocabulary, sequence_sections
+from chroma_keras.tokenizers.chromatic_vocabulary import ChromaticVocabulary, check_audio_pattern, sequence_sections
 
 TOKEN_IDS = "token_ids"
 PADDING_MASK = "padding_mask"
@@ -193,7 +193,7 @@ class ChromaticGPT(keras.Model):
         self.seed = seed
         if text_max_bytes and not vocabulary.text:
             raise ModelInputError(f"text_max_bytes={text_max_bytes} needs a vocabulary with text tokens (model.gpt.text_tokens).")
-        vocabulary._check_pattern(audio_pattern)
+        check_audio_pattern(audio_pattern, "audio_pattern")
         self.text_max_bytes = int(text_max_bytes)
         self.audio_pattern = str(audio_pattern)
         self.encodec_weights = None if encodec_weights is None else str(encodec_weights)

@@ -45,8 +45,6 @@ HOLE_TOKEN, FILL_TOKEN, FILL_END_TOKEN = "<mask>", "<infill>", "<infill_end>"
 BAR_TOKEN = "Bar_None"
 # Marker tokens a FIM sequence adds to its plain form.
 NUM_MARKERS = 3
-# Token types that never bring a bar closer to its end (skipped when the room runs out).
-_UNREACHABLE = 10**6
 
 
 @dataclass(frozen=True)
@@ -295,9 +293,7 @@ class InfillConstraint(AllowedTokensProcessor):
         self.distance = np.zeros(self.vocabulary_size, np.int64)
         if grammar:
             start, stop = vocabulary.ranges["midi"]
-            graph = vocabulary.midi_tokenizer.miditok.tokens_types_graph
-            by_type = _distances_to_end(graph)
-            self.distance[start:stop] = [by_type.get(kind, _UNREACHABLE) for kind in self.grammar.types]
+            self.distance[start:stop] = self.grammar.steps_to_end()
 
     def allowed(self, sequence) -> np.ndarray | None:
         """Bool ``[vocabulary_size]`` of the tokens that may come next, or None outside a middle."""
@@ -339,28 +335,6 @@ class InfillConstraint(AllowedTokensProcessor):
             return out
         out[t.bar if count < self.num_bars else t.fill_end] = True
         return out
-
-
-def _distances_to_end(graph) -> dict:
-    """For each token type of a miditok type graph, the fewest tokens after it until both a ``Bar`` and
-    the end may follow (a type of the grammar's ``_END_TYPES``), not counting a ``Bar`` as a step: when
-    every bar is written, another ``Bar`` is not allowed."""
-    from chroma_keras.generation.remi_grammar import _END_TYPES, _IGNORED_TYPES
-
-    # PAD / BOS / EOS may be followed by anything in miditok's graph; the grammar never writes them.
-    graph = {
-        kind: set(nexts) - set(_IGNORED_TYPES) - {"Bar"} for kind, nexts in graph.items() if kind not in _IGNORED_TYPES
-    }
-    distance = {kind: 0 for kind in graph if kind in _END_TYPES}
-    changed = True
-    while changed:
-        changed = False
-        for kind, nexts in graph.items():
-            options = [distance[n] + 1 for n in nexts if n in distance]
-            if options and min(options) < distance.get(kind, _UNREACHABLE):
-                distance[kind] = min(options)
-                changed = True
-    return distance
 
 
 # --- the model-facing entry point -----------------------------------------------------------

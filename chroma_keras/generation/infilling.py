@@ -77,8 +77,8 @@ def infill_tokens(vocabulary) -> InfillTokens:
         ModelInputError: the vocabulary has no ``<mask>`` / ``<infill>`` / ``<infill_end>`` tokens,
             no MIDI range, or a MIDI tokenizer without a ``Bar`` token.
     """
-    names = getattr(vocabulary, "_ids", {})
-    missing = [t for t in (HOLE_TOKEN, FILL_TOKEN, FILL_END_TOKEN) if t not in names]
+    specials = {vocabulary.token(i) for i in range(*vocabulary.ranges["special"])}
+    missing = [t for t in (HOLE_TOKEN, FILL_TOKEN, FILL_END_TOKEN) if t not in specials]
     if missing:
         raise ModelInputError(
             f"infilling needs the vocabulary's {HOLE_TOKEN}, {FILL_TOKEN} and {FILL_END_TOKEN} tokens; this vocabulary "
@@ -421,7 +421,6 @@ def infill_ids(model, prefix, midi_ids, bars, max_new_tokens=256, constrained=Tr
     if generate_kwargs.get("max_length") is not None:
         raise ModelInputError("infill sets max_length from max_new_tokens; pass max_new_tokens instead.")
     generate_kwargs.pop("max_length", None)
-    generate_kwargs.pop("constrained", None)
     processors = [InfillConstraint(model.vocabulary, num_bars, max_length, grammar=bool(constrained))]
     processors += list(generate_kwargs.pop("logits_processors", ()))
     rows = model.generate(prompt=fim, max_length=max_length, logits_processors=processors, **generate_kwargs)

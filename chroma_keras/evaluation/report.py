@@ -203,7 +203,7 @@ def evaluation_report(
         reference_recognition,
     )
     from chroma_keras.generation.sample_files import piano_roll_image
-    from chroma_keras.generation.token_midi import is_token_generator
+    from chroma_keras.generation.token_midi import is_token_generator, valid_rolls
     from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
     check_scorer_reads_piano_rolls(scorer)
@@ -220,7 +220,7 @@ def evaluation_report(
     for i, colour in enumerate(colours):
         kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
         if tokens:
-            rolls, part = _token_rolls(generator, spec, kwargs)
+            rolls, part = valid_rolls(generator, spec, **kwargs)
             decoded += part
             unscored[colour] = int(samples_per_colour) - len(rolls)
         else:
@@ -347,15 +347,6 @@ def evaluation_report(
     path = out / "report.html"
     path.write_text("\n".join(parts) + "\n")
     return path
-
-
-def _token_rolls(generator, spec, kwargs):
-    """A token generator's valid sequences for one colour on ``spec``, and every sequence's decoding."""
-    from chroma_keras.generation.token_midi import generate_midi, sequence_rolls
-
-    ids, _ = generate_midi(generator, **kwargs)
-    rolls, decoded = sequence_rolls(generator.vocabulary, ids, spec)
-    return rolls[[d["valid"] for d in decoded]], decoded
 
 
 # Columns of the token validity table (one row per set of sequences).

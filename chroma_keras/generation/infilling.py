@@ -341,7 +341,22 @@ class InfillConstraint(AllowedTokensProcessor):
 
 
 def read_midi_bytes(midi, what: str = "midi"):
-    """``(bytes, source name)`` of MIDI given as bytes or a path; ModelInputError otherwise."""
+    """``(bytes, source name)`` of MIDI given as bytes or a path (``infill`` and ``continue_midi`` read their input with it).
+
+    Args:
+        midi: a Standard MIDI File as bytes, or the path of one.
+        what: the input's name in errors and as the source name of bytes.
+
+    Returns:
+        ``(data, source)``: the file's bytes and the path (or ``what``) for later error messages.
+
+    Raises:
+        ModelInputError: an unreadable path, or neither bytes nor a path.
+
+    Example:
+    >>> read_midi_bytes(b"MThd...")
+    (b'MThd...', 'midi')
+    """
     import pathlib
 
     if isinstance(midi, (str, pathlib.Path)):

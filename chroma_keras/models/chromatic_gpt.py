@@ -516,21 +516,13 @@ class ChromaticGPT(keras.Model):
         ...                         seed=0, constrained=True)
         >>> gpt.to_midi(ids, "out/")
         """
-        import pathlib
+        from chroma_keras.generation.infilling import read_midi_bytes
 
-        source = "midi"
-        if isinstance(midi, (str, pathlib.Path)):
-            source = str(midi)
-            try:
-                midi = pathlib.Path(midi).read_bytes()
-            except OSError as exc:
-                raise ModelInputError(f"{source}: cannot read the MIDI file ({exc}).") from exc
-        elif not isinstance(midi, (bytes, bytearray)):
-            raise ModelInputError(f"midi must be MIDI bytes or a path. Received: {type(midi).__name__}")
+        midi, source = read_midi_bytes(midi)
         prefix = self.prompt_ids(prompt, condition, rebracketing)
         if prefix[-1] != self.vocabulary.separator_id("midi"):
             raise ModelInputError("continue_midi needs a MIDI prompt (its prefix must end with <sep_midi>).")
-        given = self.vocabulary.encode_midi(bytes(midi), source=source)
+        given = self.vocabulary.encode_midi(midi, source=source)
         ids = np.concatenate([prefix, given]).astype(np.int32)
         if not (isinstance(max_new_tokens, (int, np.integer)) and max_new_tokens >= 1):
             raise ModelInputError(f"max_new_tokens must be an integer >= 1. Received: max_new_tokens={max_new_tokens!r}")

@@ -365,20 +365,7 @@ def _validity_section(generator, decoded, colours, samples_per_colour, seed, gen
         sampling = {k: v for k, v in generate_kwargs.items() if k != "constrained"}
         extra = token_validity(generator, colours=colours, samples_per_colour=int(samples_per_colour), seed=int(seed), **sampling)
         rows += [(f"{int(samples_per_colour)} more per colour", row) for row in extra.rows]
-    cells = [
-        (
-            name,
-            r.label,
-            r.sequences,
-            f"{r.valid:.1%}",
-            f"{r.error_free:.1%}",
-            f"{r.token_error_rate:.4f} / {r.max_token_error_rate:.4f}",
-            f"{r.ended:.1%}",
-            f"{r.mean_notes:.1f}",
-            f"{r.mean_tokens:.1f}",
-        )
-        for name, r in rows
-    ]
+    cells = [(name, *r.cells()) for name, r in rows]
     return (
         "<h2>Token validity</h2><p>Valid MIDI: miditok decodes the sequence's MIDI section to a file with notes that "
         "reads back. Token error rate: miditok's tokens_errors (a token type that cannot follow the previous one, a "

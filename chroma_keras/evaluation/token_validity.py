@@ -50,6 +50,20 @@ class ValidityRow:
     mean_notes: float
     mean_tokens: float
 
+    def cells(self) -> tuple:
+        """The row as table cells: label, sequences, valid MIDI, error-free, token error rate (mean / max),
+        ended with eos, notes, MIDI tokens (the markdown table and the evaluate report both print these)."""
+        return (
+            self.label,
+            str(self.sequences),
+            f"{self.valid:.1%}",
+            f"{self.error_free:.1%}",
+            f"{self.token_error_rate:.4f} / {self.max_token_error_rate:.4f}",
+            f"{self.ended:.1%}",
+            f"{self.mean_notes:.1f}",
+            f"{self.mean_tokens:.1f}",
+        )
+
 
 def validity_row(label: str, decoded) -> ValidityRow:
     """Summarise :func:`~chroma_keras.generation.token_midi.decode_sequence` results.
@@ -109,11 +123,7 @@ class ValidityReport:
             "| decoding | sequences | valid MIDI | error-free | token error rate (mean / max) | ended with eos | notes | MIDI tokens |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for r in self.rows:
-            lines.append(
-                f"| {r.label} | {r.sequences} | {r.valid:.1%} | {r.error_free:.1%} | {r.token_error_rate:.4f} / "
-                f"{r.max_token_error_rate:.4f} | {r.ended:.1%} | {r.mean_notes:.1f} | {r.mean_tokens:.1f} |"
-            )
+        lines += ["| " + " | ".join(r.cells()) + " |" for r in self.rows]
         lines += [
             "",
             "Valid MIDI: miditok decodes the MIDI section to a file with notes. Token error rate: miditok's "

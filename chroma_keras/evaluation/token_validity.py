@@ -140,7 +140,8 @@ def token_validity(model, colours=None, samples_per_colour: int = 4, seed: int =
         colours: colours prompted, ``samples_per_colour`` each (default: the eight with training data).
         samples_per_colour: sequences per colour and setting.
         seed: colour ``i`` uses ``seed + i`` (the same draws for both settings).
-        constrained: the settings measured, each a row (True: ``"constrained"``, False: ``"unconstrained"``).
+        constrained: the settings measured, each a row (True: ``"constrained"``, False: ``"unconstrained"``);
+            a single bool measures that setting alone.
         **generate_kwargs: sampling arguments of ``generate`` (``sampling``, ``max_length``, ``temperature``...).
 
     Returns:
@@ -163,7 +164,7 @@ def token_validity(model, colours=None, samples_per_colour: int = 4, seed: int =
     if int(samples_per_colour) < 1:
         raise ModelInputError(f"samples_per_colour must be >= 1. Received: samples_per_colour={samples_per_colour!r}")
     colours = [modes.parse_colour(c).name for c in (DEFAULT_COLOURS if colours is None else colours)]
-    settings = [bool(c) for c in constrained]
+    settings = [constrained] if isinstance(constrained, (bool, np.bool_)) else [bool(c) for c in constrained]
     if not colours or not settings:
         raise ModelInputError(f"token_validity needs at least one colour and one setting. Received: colours={colours}, constrained={settings}")
     rows = []

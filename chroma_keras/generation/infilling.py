@@ -181,10 +181,10 @@ def from_fim(ids, tokens: InfillTokens) -> np.ndarray:
     """
     ids = np.asarray(ids, np.int32).ravel()
     positions = []
-    for marker in (tokens.hole, tokens.fill, tokens.fill_end):
+    for marker, name in ((tokens.hole, HOLE_TOKEN), (tokens.fill, FILL_TOKEN), (tokens.fill_end, FILL_END_TOKEN)):
         found = np.flatnonzero(ids == marker)
         if found.size != 1:
-            raise ModelInputError(f"a FIM sequence holds each marker once; token {marker} appears {found.size} times.")
+            raise ModelInputError(f"a FIM sequence holds each marker once; {name} (id {marker}) appears {found.size} times.")
         positions.append(int(found[0]))
     hole, fill, fill_end = positions
     if not hole < fill < fill_end:

@@ -215,6 +215,11 @@ def test_split_bars_and_fim_inverse(vocab):
         split_bars(ids, (1.0, 2), tokens.bar)
     with pytest.raises(ModelInputError, match="pair"):
         split_bars(ids, 3, tokens.bar)
+    # A plain sequence is not a FIM one: the error names the missing marker.
+    with pytest.raises(ModelInputError, match=rf"<mask> \(id {tokens.hole}\) appears 0 times"):
+        from_fim(np.concatenate([prefix, ids]), tokens)
+    with pytest.raises(ModelInputError, match=r"<infill_end> \(id \d+\) appears 2 times"):
+        from_fim(np.concatenate([fim, [tokens.fill_end]]), tokens)
 
 
 # --- the bar-count constraint, on random logits ------------------------------------------------

@@ -194,7 +194,8 @@ def _generate_kwargs(model, args, command: str) -> dict:
     from chroma_keras.generation.token_midi import is_token_generator
 
     given = {key: getattr(args, key, None) for key in (*PIANO_ROLL_OPTIONS, *TOKEN_OPTIONS)}
-    given = {key: value for key, value in given.items() if value not in (None, False)}
+    # Not `value not in (None, False)`: 0 == False, and --guidance-scale 0 / --max-length 0 must reach generate.
+    given = {key: value for key, value in given.items() if value is not None and value is not False}
     tokens = is_token_generator(model)
     foreign = PIANO_ROLL_OPTIONS if tokens else TOKEN_OPTIONS
     wrong = [flag for key, flag in foreign.items() if key in given]
@@ -435,13 +436,22 @@ def _flatten(tree, prefix=""):
 AUDIO_CHOICES = ("auto", "fluidsynth", "additive", "none")
 
 
-def _add_token_options(p) -> None:
-    """The sampling options of a token generator (GPT)."""
+def _add_token_options(p, validity: bool = False) -> None:
+    """The sampling options of a token generator (GPT); with ``validity``, the evaluation commands' token validity sample size."""
     from chroma_keras.generation.samplers import STRATEGIES
 
     p.add_argument("--sampling", choices=STRATEGIES, default=None, help="GPT: decoding strategy (default: the preset's generation.sampling.strategy)")
     p.add_argument("--max-length", type=int, default=None, help="GPT: longest sequence, prompt included (default: the preset's)")
     p.add_argument("--unconstrained", action="store_true", help="GPT: sample without REMI's grammar mask (default: constrained decoding)")
+    if validity:
+        p.add_argument(
+            "--validity-samples-per-colour",
+            type=int,
+            default=4,
+            metavar="N",
+            help="GPT: also sample N sequences per colour with and without constrained decoding and report the share "
+            "of valid MIDI and miditok's token error rate (default: 4; 0 skips them)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -541,15 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples-per-colour", type=int, default=16)
     p.add_argument("--colours", default=None, help="comma-separated colour names (default: the eight with training data)")
     p.add_argument("--num-steps", type=int, default=None, help="diffusion sampler steps (default: the preset's)")
-    _add_token_options(p)
-    p.add_argument(
-        "--validity-samples-per-colour",
-        type=int,
-        default=4,
-        metavar="N",
-        help="GPT: also sample N sequences per colour with and without constrained decoding for the token validity table "
-        "(default: 4; 0: only the evaluated samples' row)",
-    )
+    _add_token_options(p, validity=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder: report.html and its figures")
     p.set_defaults(func=_cmd_evaluate)
@@ -589,15 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="also score the real segments of this parquet, folder or 'demo', for reference")
     p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --data scored")
     p.add_argument("--out", default=None, help="also write the markdown tables here")
-    _add_token_options(p)
-    p.add_argument(
-        "--validity-samples-per-colour",
-        type=int,
-        default=4,
-        metavar="N",
-        help="GPT: also sample N sequences per colour with and without constrained decoding and report valid MIDI and "
-        "miditok's token error rate (default: 4; 0 skips it)",
-    )
+    _add_token_options(p, validity=True)
     p.set_defaults(func=_cmd_evaluate_generation)
 
     p = sub.add_parser("export", help="export a model's serving functions as SavedModel, torch.export, TorchScript or ONNX")

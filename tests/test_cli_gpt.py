@@ -8,6 +8,7 @@ import pytest
 import chroma_keras as ck
 from chroma_keras import modes
 from chroma_keras.cli import main
+from chroma_keras.errors import ModelInputError
 from chroma_keras.evaluation.chromatic_consistency import colour_recognition
 from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
@@ -135,3 +136,21 @@ def test_recognition_of_gpt_samples_matches_the_scorer_on_their_midi_files(gpt_d
         expected = [int(np.sum(named == modes.parse_colour(c).index)) for c in colours]
         assert report.counts[colour] == 3
         assert list(report.confusion[i]) == expected
+
+
+def test_generate_options_keep_zero_values():
+    """A zero is a value, not "not given": --guidance-scale 0 (unconditional sampling) reaches a diffusion
+    model's generate, and --max-length 0 reaches the GPT's (which then refuses it), instead of silently
+    falling back to the preset's setting."""
+    import argparse
+
+    from chroma_keras.cli import _generate_kwargs
+
+    piano_roll_args = argparse.Namespace(num_steps=None, scheduler=None, guidance_scale=0.0)
+    assert _generate_kwargs(object(), piano_roll_args, "evaluate-generation") == {"guidance_scale": 0.0}
+    gpt = ck.from_preset("gpt_remi_chromatic", **TINY_GPT)
+    token_args = argparse.Namespace(prompt=None, sampling=None, max_length=0, unconstrained=False)
+    kwargs = _generate_kwargs(gpt, token_args, "generate")
+    assert kwargs == {"constrained": True, "max_length": 0}
+    with pytest.raises(ModelInputError, match="max_length must exceed the prompt"):
+        gpt.generate(condition="Red", **kwargs)

@@ -251,7 +251,7 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
             ``samples_per_colour < 1`` or an empty ``colours``.
         LabelError: an unknown colour name.
     """
-    from chroma_keras.generation.token_midi import generate_midi, is_token_generator, sequence_rolls
+    from chroma_keras.generation.token_midi import is_token_generator, valid_rolls
 
     check_scorer_reads_piano_rolls(scorer)
     if int(samples_per_colour) < 1:
@@ -264,9 +264,7 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
     for i, colour in enumerate(colours):
         kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
         if tokens:
-            ids, _ = generate_midi(generator, **kwargs)
-            rolls, decoded = sequence_rolls(generator.vocabulary, ids, target)
-            rolls = rolls[[d["valid"] for d in decoded]]
+            rolls, decoded = valid_rolls(generator, target, **kwargs)
             if len(rolls):
                 tally.add(colour, scorer.score({keys.PIANO_ROLL: rolls}))
             tally.add_unscored(colour, len(decoded) - len(rolls))
@@ -274,25 +272,6 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
             rolls = generator.generate(**kwargs)
             tally.add(colour, scorer.score({keys.PIANO_ROLL: fit_rolls_to_spec(rolls, source, target)}))
     return tally.report(generate_kwargs)
-
-
-def midi_rolls(midis, spec: PianoRollSpec) -> np.ndarray:
-    """Render MIDI files (bytes) on a scorer's piano-roll grid.
-
-    Args:
-        midis: Standard MIDI Files as bytes.
-        spec: the grid (the scorer's ``PianoRollSpec``).
-
-    Returns:
-        float32 ``[len(midis), spec.num_pitches, spec.num_frames]`` (``[0, ...]`` for none).
-
-    Example:
-    >>> rolls = midi_rolls([d["midi"] for d in decoded if d["valid"]], PianoRollSpec())  # doctest: +SKIP
-    """
-    from chroma_keras.preprocessing.pianoroll import midi_to_piano_roll
-
-    rolls = [midi_to_piano_roll(data, spec, source=f"generated sequence {i}") for i, data in enumerate(midis)]
-    return np.stack(rolls) if rolls else np.zeros((0, *spec.shape), np.float32)
 
 
 def reference_recognition(scorer, corpus, split: str = "test", colours=DEFAULT_COLOURS):
@@ -334,6 +313,5 @@ __all__ = [
     "chromatic_consistency",
     "colour_recognition",
     "fit_rolls_to_spec",
-    "midi_rolls",
     "reference_recognition",
 ]

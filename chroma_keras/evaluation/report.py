@@ -203,7 +203,7 @@ def evaluation_report(
         reference_recognition,
     )
     from chroma_keras.generation.sample_files import piano_roll_image
-    from chroma_keras.generation.token_midi import is_token_generator
+    from chroma_keras.generation.token_midi import is_token_generator, valid_rolls
     from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
     check_scorer_reads_piano_rolls(scorer)
@@ -220,7 +220,7 @@ def evaluation_report(
     for i, colour in enumerate(colours):
         kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
         if tokens:
-            rolls, part = _token_rolls(generator, spec, kwargs)
+            rolls, part = valid_rolls(generator, spec, **kwargs)
             decoded += part
             unscored[colour] = int(samples_per_colour) - len(rolls)
         else:
@@ -349,15 +349,6 @@ def evaluation_report(
     return path
 
 
-def _token_rolls(generator, spec, kwargs):
-    """A token generator's valid sequences for one colour on ``spec``, and every sequence's decoding."""
-    from chroma_keras.generation.token_midi import generate_midi, sequence_rolls
-
-    ids, _ = generate_midi(generator, **kwargs)
-    rolls, decoded = sequence_rolls(generator.vocabulary, ids, spec)
-    return rolls[[d["valid"] for d in decoded]], decoded
-
-
 # Columns of the token validity table (one row per set of sequences).
 VALIDITY_HEADER = ("sequences", "decoding", "count", "valid MIDI", "error-free", "token error rate (mean / max)", "ended with eos", "notes", "MIDI tokens")
 
@@ -365,27 +356,16 @@ VALIDITY_HEADER = ("sequences", "decoding", "count", "valid MIDI", "error-free",
 def _validity_section(generator, decoded, colours, samples_per_colour, seed, generate_kwargs) -> str:
     """The token validity table: the evaluated samples, then constrained and free sampling when asked for."""
     from chroma_keras.evaluation.token_validity import token_validity, validity_row
+    from chroma_keras.generation.token_midi import CONSTRAINED_BY_DEFAULT
 
-    setting = "constrained" if generate_kwargs.get("constrained", False) else "unconstrained"
+    # The evaluated samples came from generate_midi, which decodes constrained unless told otherwise.
+    setting = "constrained" if generate_kwargs.get("constrained", CONSTRAINED_BY_DEFAULT) else "unconstrained"
     rows = [("evaluated samples", validity_row(setting, decoded))]
     if int(samples_per_colour) > 0:
         sampling = {k: v for k, v in generate_kwargs.items() if k != "constrained"}
         extra = token_validity(generator, colours=colours, samples_per_colour=int(samples_per_colour), seed=int(seed), **sampling)
         rows += [(f"{int(samples_per_colour)} more per colour", row) for row in extra.rows]
-    cells = [
-        (
-            name,
-            r.label,
-            r.sequences,
-            f"{r.valid:.1%}",
-            f"{r.error_free:.1%}",
-            f"{r.token_error_rate:.4f} / {r.max_token_error_rate:.4f}",
-            f"{r.ended:.1%}",
-            f"{r.mean_notes:.1f}",
-            f"{r.mean_tokens:.1f}",
-        )
-        for name, r in rows
-    ]
+    cells = [(name, *r.cells()) for name, r in rows]
     return (
         "<h2>Token validity</h2><p>Valid MIDI: miditok decodes the sequence's MIDI section to a file with notes that "
         "reads back. Token error rate: miditok's tokens_errors (a token type that cannot follow the previous one, a "

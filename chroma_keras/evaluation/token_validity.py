@@ -50,6 +50,20 @@ class ValidityRow:
     mean_notes: float
     mean_tokens: float
 
+    def cells(self) -> tuple:
+        """The row as table cells: label, sequences, valid MIDI, error-free, token error rate (mean / max),
+        ended with eos, notes, MIDI tokens (the markdown table and the evaluate report both print these)."""
+        return (
+            self.label,
+            str(self.sequences),
+            f"{self.valid:.1%}",
+            f"{self.error_free:.1%}",
+            f"{self.token_error_rate:.4f} / {self.max_token_error_rate:.4f}",
+            f"{self.ended:.1%}",
+            f"{self.mean_notes:.1f}",
+            f"{self.mean_tokens:.1f}",
+        )
+
 
 def validity_row(label: str, decoded) -> ValidityRow:
     """Summarise :func:`~chroma_keras.generation.token_midi.decode_sequence` results.
@@ -109,11 +123,7 @@ class ValidityReport:
             "| decoding | sequences | valid MIDI | error-free | token error rate (mean / max) | ended with eos | notes | MIDI tokens |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for r in self.rows:
-            lines.append(
-                f"| {r.label} | {r.sequences} | {r.valid:.1%} | {r.error_free:.1%} | {r.token_error_rate:.4f} / "
-                f"{r.max_token_error_rate:.4f} | {r.ended:.1%} | {r.mean_notes:.1f} | {r.mean_tokens:.1f} |"
-            )
+        lines += ["| " + " | ".join(r.cells()) + " |" for r in self.rows]
         lines += [
             "",
             "Valid MIDI: miditok decodes the MIDI section to a file with notes. Token error rate: miditok's "
@@ -130,7 +140,8 @@ def token_validity(model, colours=None, samples_per_colour: int = 4, seed: int =
         colours: colours prompted, ``samples_per_colour`` each (default: the eight with training data).
         samples_per_colour: sequences per colour and setting.
         seed: colour ``i`` uses ``seed + i`` (the same draws for both settings).
-        constrained: the settings measured, each a row (True: ``"constrained"``, False: ``"unconstrained"``).
+        constrained: the settings measured, each a row (True: ``"constrained"``, False: ``"unconstrained"``);
+            a single bool measures that setting alone.
         **generate_kwargs: sampling arguments of ``generate`` (``sampling``, ``max_length``, ``temperature``...).
 
     Returns:
@@ -153,7 +164,7 @@ def token_validity(model, colours=None, samples_per_colour: int = 4, seed: int =
     if int(samples_per_colour) < 1:
         raise ModelInputError(f"samples_per_colour must be >= 1. Received: samples_per_colour={samples_per_colour!r}")
     colours = [modes.parse_colour(c).name for c in (DEFAULT_COLOURS if colours is None else colours)]
-    settings = [bool(c) for c in constrained]
+    settings = [constrained] if isinstance(constrained, (bool, np.bool_)) else [bool(c) for c in constrained]
     if not colours or not settings:
         raise ModelInputError(f"token_validity needs at least one colour and one setting. Received: colours={colours}, constrained={settings}")
     rows = []

@@ -238,10 +238,11 @@ def generate_tokens(
         raise SystemExit(f"sample.py: sampling must be one of {list(GPT_STRATEGIES)}; got {sampling!r}")
     top_k = defaults["top_k"] if top_k is None else int(top_k)
     penalty = defaults["repetition_penalty"] if repetition_penalty is None else float(repetition_penalty)
-    if not (temperature >= 0 and top_k >= 1 and penalty > 0 and int(max_new_tokens) >= 1 and int(num_samples) >= 1):
+    # top_k matters only to the top_k strategy; the manifest's 0 ("disabled") must not stop greedy decoding.
+    if not (temperature >= 0 and (sampling != "top_k" or top_k >= 1) and penalty > 0 and int(max_new_tokens) >= 1 and int(num_samples) >= 1):
         raise SystemExit(
-            "sample.py: expected temperature >= 0, top_k >= 1, repetition_penalty > 0, max_new_tokens >= 1 and "
-            f"num_samples >= 1; got {temperature}, {top_k}, {penalty}, {max_new_tokens}, {num_samples}"
+            "sample.py: expected temperature >= 0, top_k >= 1 (sampling top_k), repetition_penalty > 0, max_new_tokens >= 1 "
+            f"and num_samples >= 1; got {temperature}, {top_k}, {penalty}, {max_new_tokens}, {num_samples}"
         )
     prompt = gpt_prompt(manifest, prompt_ids, condition)
     prefill = load_function(export_dir, manifest, "prefill")

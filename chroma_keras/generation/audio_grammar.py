@@ -30,6 +30,7 @@ import numpy as np
 
 from chroma_keras.errors import ModelInputError
 from chroma_keras.generation.samplers import AllowedTokensProcessor
+from chroma_keras.tokenizers.chromatic_vocabulary import check_audio_pattern
 
 
 class AudioPatternGrammar(AllowedTokensProcessor):
@@ -47,7 +48,7 @@ class AudioPatternGrammar(AllowedTokensProcessor):
     def __init__(self, vocabulary, pattern: str = "delay", num_frames: int | None = None):
         if not vocabulary.audio_num_codebooks:
             raise ModelInputError("audio constraints need a vocabulary with audio tokens (model.gpt.audio_num_codebooks > 0).")
-        vocabulary._check_pattern(pattern)
+        check_audio_pattern(pattern)
         if num_frames is not None and not (isinstance(num_frames, (int, np.integer)) and num_frames >= 1):
             raise ModelInputError(f"num_frames must be an integer >= 1 or None. Received: num_frames={num_frames!r}")
         self.vocabulary = vocabulary

@@ -45,8 +45,6 @@ HOLE_TOKEN, FILL_TOKEN, FILL_END_TOKEN = "<mask>", "<infill>", "<infill_end>"
 BAR_TOKEN = "Bar_None"
 # Marker tokens a FIM sequence adds to its plain form.
 NUM_MARKERS = 3
-# Token types that never bring a bar closer to its end (skipped when the room runs out).
-_UNREACHABLE = 10**6
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,8 @@ def infill_tokens(vocabulary) -> InfillTokens:
         ModelInputError: the vocabulary has no ``<mask>`` / ``<infill>`` / ``<infill_end>`` tokens,
             no MIDI range, or a MIDI tokenizer without a ``Bar`` token.
     """
-    names = getattr(vocabulary, "_ids", {})
-    missing = [t for t in (HOLE_TOKEN, FILL_TOKEN, FILL_END_TOKEN) if t not in names]
+    specials = {vocabulary.token(i) for i in range(*vocabulary.ranges["special"])}
+    missing = [t for t in (HOLE_TOKEN, FILL_TOKEN, FILL_END_TOKEN) if t not in specials]
     if missing:
         raise ModelInputError(
             f"infilling needs the vocabulary's {HOLE_TOKEN}, {FILL_TOKEN} and {FILL_END_TOKEN} tokens; this vocabulary "
@@ -183,10 +181,10 @@ def from_fim(ids, tokens: InfillTokens) -> np.ndarray:
     """
     ids = np.asarray(ids, np.int32).ravel()
     positions = []
-    for marker in (tokens.hole, tokens.fill, tokens.fill_end):
+    for marker, name in ((tokens.hole, HOLE_TOKEN), (tokens.fill, FILL_TOKEN), (tokens.fill_end, FILL_END_TOKEN)):
         found = np.flatnonzero(ids == marker)
         if found.size != 1:
-            raise ModelInputError(f"a FIM sequence holds each marker once; token {marker} appears {found.size} times.")
+            raise ModelInputError(f"a FIM sequence holds each marker once; {name} (id {marker}) appears {found.size} times.")
         positions.append(int(found[0]))
     hole, fill, fill_end = positions
     if not hole < fill < fill_end:
@@ -295,9 +293,7 @@ class InfillConstraint(AllowedTokensProcessor):
         self.distance = np.zeros(self.vocabulary_size, np.int64)
         if grammar:
             start, stop = vocabulary.ranges["midi"]
-            graph = vocabulary.midi_tokenizer.miditok.tokens_types_graph
-            by_type = _distances_to_end(graph)
-            self.distance[start:stop] = [by_type.get(kind, _UNREACHABLE) for kind in self.grammar.types]
+            self.distance[start:stop] = self.grammar.steps_to_end()
 
     def allowed(self, sequence) -> np.ndarray | None:
         """Bool ``[vocabulary_size]`` of the tokens that may come next, or None outside a middle."""
@@ -318,7 +314,9 @@ class InfillConstraint(AllowedTokensProcessor):
             grammatical = self.grammar.allowed(np.concatenate([[t.separator], middle]))
             out[:] = self.midi_mask if grammatical is None else grammatical
             may_end = bool(out[t.eos]) and count > 0
-            out[t.eos] = False
+            # Where the grammar would end the MIDI section (<eos>, or <sep_audio> with audio tokens), the
+            # middle may end with <infill_end> instead (below); nothing but MIDI tokens goes in it.
+            out &= self.midi_mask
         else:
             out[:] = self.midi_mask if middle.size else False
             out[t.bar] = True  # a middle opens with a Bar
@@ -339,33 +337,26 @@ class InfillConstraint(AllowedTokensProcessor):
         return out
 
 
-def _distances_to_end(graph) -> dict:
-    """For each token type of a miditok type graph, the fewest tokens after it until both a ``Bar`` and
-    the end may follow (a type of the grammar's ``_END_TYPES``), not counting a ``Bar`` as a step: when
-    every bar is written, another ``Bar`` is not allowed."""
-    from chroma_keras.generation.remi_grammar import _END_TYPES, _IGNORED_TYPES
-
-    # PAD / BOS / EOS may be followed by anything in miditok's graph; the grammar never writes them.
-    graph = {
-        kind: set(nexts) - set(_IGNORED_TYPES) - {"Bar"} for kind, nexts in graph.items() if kind not in _IGNORED_TYPES
-    }
-    distance = {kind: 0 for kind in graph if kind in _END_TYPES}
-    changed = True
-    while changed:
-        changed = False
-        for kind, nexts in graph.items():
-            options = [distance[n] + 1 for n in nexts if n in distance]
-            if options and min(options) < distance.get(kind, _UNREACHABLE):
-                distance[kind] = min(options)
-                changed = True
-    return distance
-
-
 # --- the model-facing entry point -----------------------------------------------------------
 
 
 def read_midi_bytes(midi, what: str = "midi"):
-    """``(bytes, source name)`` of MIDI given as bytes or a path; ModelInputError otherwise."""
+    """``(bytes, source name)`` of MIDI given as bytes or a path (``infill`` and ``continue_midi`` read their input with it).
+
+    Args:
+        midi: a Standard MIDI File as bytes, or the path of one.
+        what: the input's name in errors and as the source name of bytes.
+
+    Returns:
+        ``(data, source)``: the file's bytes and the path (or ``what``) for later error messages.
+
+    Raises:
+        ModelInputError: an unreadable path, or neither bytes nor a path.
+
+    Example:
+    >>> read_midi_bytes(b"MThd...")
+    (b'MThd...', 'midi')
+    """
     import pathlib
 
     if isinstance(midi, (str, pathlib.Path)):
@@ -445,7 +436,6 @@ def infill_ids(model, prefix, midi_ids, bars, max_new_tokens=256, constrained=Tr
     if generate_kwargs.get("max_length") is not None:
         raise ModelInputError("infill sets max_length from max_new_tokens; pass max_new_tokens instead.")
     generate_kwargs.pop("max_length", None)
-    generate_kwargs.pop("constrained", None)
     processors = [InfillConstraint(model.vocabulary, num_bars, max_length, grammar=bool(constrained))]
     processors += list(generate_kwargs.pop("logits_processors", ()))
     rows = model.generate(prompt=fim, max_length=max_length, logits_processors=processors, **generate_kwargs)

@@ -37,6 +37,8 @@ from chroma_keras.generation.samplers import AllowedTokensProcessor
 # Types after which <eos> may end the MIDI section.
 _END_TYPES = ("Duration", "Bar")
 _IGNORED_TYPES = ("PAD", "BOS", "EOS")
+# steps_to_end of a token type from which no end type can be reached without a Bar.
+UNREACHABLE_STEPS = 10**6
 
 
 class RemiGrammar(AllowedTokensProcessor):
@@ -125,3 +127,35 @@ class RemiGrammar(AllowedTokensProcessor):
             if self.audio_separator is not None:
                 out[self.audio_separator] = True
         return out
+
+    def steps_to_end(self) -> np.ndarray:
+        """For each MIDI token, the fewest grammatical tokens after it, none of them a ``Bar``, until the
+        section may end (after a complete note or a ``Bar``).
+
+        What a length budget needs: after a token of this type, that many tokens finish the current bar's
+        note before the section (or an infilled middle, which may not open another bar) can end.
+
+        Returns:
+            int64 ``[MIDI range size]``, indexed by MIDI id minus the range's start; 0 for the end types,
+            :data:`UNREACHABLE_STEPS` for types that never reach one.
+
+        Example:
+        >>> steps = RemiGrammar(vocab).steps_to_end()  # doctest: +SKIP
+        >>> int(steps[vocab.midi_tokenizer.miditok["Pitch_60"]])  # doctest: +SKIP
+        2
+        """
+        graph = self.vocabulary.midi_tokenizer.miditok.tokens_types_graph
+        # PAD / BOS / EOS may be followed by anything in miditok's graph; the grammar never writes them.
+        graph = {
+            kind: set(nexts) - set(_IGNORED_TYPES) - {"Bar"} for kind, nexts in graph.items() if kind not in _IGNORED_TYPES
+        }
+        steps = {kind: 0 for kind in graph if kind in _END_TYPES}
+        changed = True
+        while changed:
+            changed = False
+            for kind, nexts in graph.items():
+                options = [steps[n] + 1 for n in nexts if n in steps]
+                if options and min(options) < steps.get(kind, UNREACHABLE_STEPS):
+                    steps[kind] = min(options)
+                    changed = True
+        return np.array([steps.get(kind, UNREACHABLE_STEPS) for kind in self.types], np.int64)

@@ -62,14 +62,14 @@ def write_samples(model, condition, out_dir, num_samples: int = 4, seed: int = 0
     >>> write_samples(ck.from_preset("runs/cvae/model"), "Green", "samples/green", audio=None)  # doctest: +SKIP
     PosixPath('samples/green/index.json')
     """
-    from chroma_keras.generation.token_midi import is_token_generator
+    from chroma_keras.generation.token_midi import CONSTRAINED_BY_DEFAULT, is_token_generator
 
     if int(num_samples) < 1:
         raise ModelInputError(f"num_samples must be >= 1. Received: num_samples={num_samples!r}")
     out = pathlib.Path(out_dir)
     label = condition if isinstance(condition, str) or condition is None else json.dumps(condition, sort_keys=True)
     if is_token_generator(model):
-        generate_kwargs.setdefault("constrained", True)
+        generate_kwargs.setdefault("constrained", CONSTRAINED_BY_DEFAULT)
         samples = _token_samples(model, condition, out, int(num_samples), int(seed), generate_kwargs)
     else:
         rolls = model.generate(condition=condition, num_samples=int(num_samples), seed=int(seed), **generate_kwargs)
@@ -111,14 +111,15 @@ def write_samples(model, condition, out_dir, num_samples: int = 4, seed: int = 0
 
 def _token_samples(model, condition, out: pathlib.Path, num_samples: int, seed: int, generate_kwargs: dict) -> list:
     """A token generator's samples as ``(roll, midi path or None, index columns)``, their MIDI written."""
-    from chroma_keras.generation.token_midi import generate_midi
-    from chroma_keras.preprocessing.pianoroll import PianoRollSpec, midi_to_piano_roll
+    from chroma_keras.generation.token_midi import decoded_rolls, generate_midi
+    from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
     spec = PianoRollSpec.from_config(getattr(model, "preset_config", None) or {})
     ids, decoded = generate_midi(model, condition=condition, num_samples=num_samples, seed=seed, **generate_kwargs)
+    rolls = decoded_rolls(decoded, spec)
     out.mkdir(parents=True, exist_ok=True)
     samples = []
-    for i, sample in enumerate(decoded):
+    for i, (sample, roll) in enumerate(zip(decoded, rolls)):
         extra = {
             "valid": sample["valid"],
             "token_error_rate": round(sample["token_error_rate"], 5),
@@ -128,11 +129,10 @@ def _token_samples(model, condition, out: pathlib.Path, num_samples: int, seed: 
         if getattr(model, "multimodal", False):
             extra.update(_multimodal_columns(model, ids[i], out / f"sample_{i:03d}_tokens.wav"))
         if sample["midi"] is None:
-            samples.append((np.zeros(spec.shape, np.float32), None, extra))
+            samples.append((roll, None, extra))
             continue
         path = out / f"sample_{i:03d}.mid"
         path.write_bytes(sample["midi"])
-        roll = midi_to_piano_roll(sample["midi"], spec, source=str(path)) if sample["num_notes"] else np.zeros(spec.shape, np.float32)
         samples.append((roll, path, extra))
     return samples
 

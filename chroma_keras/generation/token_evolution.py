@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from chroma_keras.errors import ModelInputError
+from chroma_keras.generation.token_midi import CONSTRAINED_BY_DEFAULT
 
 
 class TokenSearch:
@@ -55,7 +56,7 @@ class TokenSearch:
 
     kind = "tokens"
 
-    def __init__(self, model, condition, roll_spec, constrained: bool = True, **generate_kwargs):
+    def __init__(self, model, condition, roll_spec, constrained: bool = CONSTRAINED_BY_DEFAULT, **generate_kwargs):
         from chroma_keras.generation.infilling import infill_tokens
         from chroma_keras.generation.token_midi import is_token_generator
 

@@ -26,6 +26,9 @@ import numpy as np
 
 from chroma_keras.errors import DataError, ModelInputError
 
+# Token generators decode under REMI's grammar unless asked not to (generate_midi, write_samples, evolve, evaluate).
+CONSTRAINED_BY_DEFAULT = True
+
 
 def is_token_generator(model) -> bool:
     """True for a generator whose ``generate`` returns token ids that its vocabulary decodes to MIDI.
@@ -123,7 +126,7 @@ def decode_sequence(vocabulary, ids) -> dict:
     }
 
 
-def generate_midi(model, condition=None, prompt=None, num_samples: int = 1, seed: int = 0, constrained: bool = True, **generate_kwargs):
+def generate_midi(model, condition=None, prompt=None, num_samples: int = 1, seed: int = 0, constrained: bool = CONSTRAINED_BY_DEFAULT, **generate_kwargs):
     """Sample token sequences from a token generator and decode each to MIDI.
 
     Args:
@@ -175,14 +178,62 @@ def sequence_rolls(vocabulary, sequences, spec):
     Example:
     >>> rolls, decoded = sequence_rolls(gpt.vocabulary, ids, PianoRollSpec.from_config(scorer.preset_config))  # doctest: +SKIP
     """
+    decoded = [decode_sequence(vocabulary, np.asarray(row)) for row in sequences]
+    return decoded_rolls(decoded, spec), decoded
+
+
+def decoded_rolls(decoded, spec) -> np.ndarray:
+    """:func:`decode_sequence` results drawn on ``spec``: each valid sequence's MIDI, an empty roll for the others.
+
+    Args:
+        decoded: ``decode_sequence`` dicts.
+        spec: the grid, a :class:`~chroma_keras.preprocessing.pianoroll.PianoRollSpec`.
+
+    Returns:
+        float32 ``[len(decoded), spec.num_pitches, spec.num_frames]``.
+
+    Example:
+    >>> rolls = decoded_rolls(generate_midi(gpt, condition="Red", num_samples=2)[1], spec)  # doctest: +SKIP
+    """
     from chroma_keras.preprocessing.pianoroll import midi_to_piano_roll
 
-    decoded = [decode_sequence(vocabulary, np.asarray(row)) for row in sequences]
     rolls = np.zeros((len(decoded), *spec.shape), np.float32)
     for i, entry in enumerate(decoded):
         if entry["valid"]:
             rolls[i] = midi_to_piano_roll(entry["midi"], spec, source=f"generated sequence {i}")
-    return rolls, decoded
+    return rolls
 
 
-__all__ = ["decode_sequence", "generate_midi", "is_token_generator", "miditok_error_rate", "sequence_rolls"]
+def valid_rolls(model, spec, **generate_kwargs):
+    """Sample with :func:`generate_midi` and draw the sequences that are valid MIDI on ``spec``.
+
+    What ``evaluate-generation`` and ``evaluate`` score: a sequence that is not valid MIDI has no
+    roll (they count it as a segment recognised as no colour).
+
+    Args:
+        model: a token generator.
+        spec: the grid (a scorer's :class:`~chroma_keras.preprocessing.pianoroll.PianoRollSpec`).
+        **generate_kwargs: :func:`generate_midi`'s arguments (``condition``, ``num_samples``, ``seed``...).
+
+    Returns:
+        ``(rolls, decoded)``: float32 ``[valid sequences, pitches, frames]`` and every sequence's
+        :func:`decode_sequence` dict, in sampling order.
+
+    Example:
+    >>> rolls, decoded = valid_rolls(gpt, spec, condition="Red", num_samples=4, seed=0)  # doctest: +SKIP
+    """
+    _, decoded = generate_midi(model, **generate_kwargs)
+    valid = [d for d in decoded if d["valid"]]
+    return decoded_rolls(valid, spec), decoded
+
+
+__all__ = [
+    "CONSTRAINED_BY_DEFAULT",
+    "decode_sequence",
+    "decoded_rolls",
+    "generate_midi",
+    "is_token_generator",
+    "miditok_error_rate",
+    "sequence_rolls",
+    "valid_rolls",
+]

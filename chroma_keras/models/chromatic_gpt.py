@@ -12,7 +12,7 @@ from keras import ops
 from chroma_keras.errors import ModelInputError
 from chroma_keras.generation import prompts as prompt_tools
 from chroma_keras.generation.samplers import SamplingConfig, beam_search, sample_loop
-from chroma_keras.tokenizers.chromatic_vocabulary import ChromaticVocabulary, sequence_sections
+from chroma_keras.tokenizers.chromatic_vocabulary import ChromaticVocabulary, check_audio_pattern, sequence_sections
 
 TOKEN_IDS = "token_ids"
 PADDING_MASK = "padding_mask"
@@ -193,7 +193,7 @@ class ChromaticGPT(keras.Model):
         self.seed = seed
         if text_max_bytes and not vocabulary.text:
             raise ModelInputError(f"text_max_bytes={text_max_bytes} needs a vocabulary with text tokens (model.gpt.text_tokens).")
-        vocabulary._check_pattern(audio_pattern)
+        check_audio_pattern(audio_pattern, "audio_pattern")
         self.text_max_bytes = int(text_max_bytes)
         self.audio_pattern = str(audio_pattern)
         self.encodec_weights = None if encodec_weights is None else str(encodec_weights)
@@ -516,21 +516,13 @@ class ChromaticGPT(keras.Model):
         ...                         seed=0, constrained=True)
         >>> gpt.to_midi(ids, "out/")
         """
-        import pathlib
+        from chroma_keras.generation.infilling import read_midi_bytes
 
-        source = "midi"
-        if isinstance(midi, (str, pathlib.Path)):
-            source = str(midi)
-            try:
-                midi = pathlib.Path(midi).read_bytes()
-            except OSError as exc:
-                raise ModelInputError(f"{source}: cannot read the MIDI file ({exc}).") from exc
-        elif not isinstance(midi, (bytes, bytearray)):
-            raise ModelInputError(f"midi must be MIDI bytes or a path. Received: {type(midi).__name__}")
+        midi, source = read_midi_bytes(midi)
         prefix = self.prompt_ids(prompt, condition, rebracketing)
         if prefix[-1] != self.vocabulary.separator_id("midi"):
             raise ModelInputError("continue_midi needs a MIDI prompt (its prefix must end with <sep_midi>).")
-        given = self.vocabulary.encode_midi(bytes(midi), source=source)
+        given = self.vocabulary.encode_midi(midi, source=source)
         ids = np.concatenate([prefix, given]).astype(np.int32)
         if not (isinstance(max_new_tokens, (int, np.integer)) and max_new_tokens >= 1):
             raise ModelInputError(f"max_new_tokens must be an integer >= 1. Received: max_new_tokens={max_new_tokens!r}")

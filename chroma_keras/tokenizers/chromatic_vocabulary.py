@@ -381,7 +381,7 @@ class ChromaticVocabulary:
             raise ModelInputError(f"audio codes must be integers of shape [{k}, T]. Received: shape={codes.shape}, dtype={codes.dtype}")
         if codes.size and (codes.min() < 0 or codes.max() >= self.audio_codebook_size):
             raise ModelInputError(f"audio codes must be in [0, {self.audio_codebook_size}). Received: [{codes.min()}, {codes.max()}]")
-        self._check_pattern(pattern)
+        check_audio_pattern(pattern)
         offsets = self.ranges["audio"][0] + np.arange(k)[:, None] * self.audio_codebook_size
         shifted = (codes + offsets).astype(np.int32)
         if pattern == "flatten":
@@ -399,7 +399,7 @@ class ChromaticVocabulary:
         first); a sequence whose length or token order does not fit the pattern raises.
         """
         self._need("audio", self.audio_num_codebooks, "audio_num_codebooks > 0")
-        self._check_pattern(pattern)
+        check_audio_pattern(pattern)
         k = self.audio_num_codebooks
         ids = np.asarray(ids, np.int64).ravel()
         if ids.size % k:
@@ -450,10 +450,27 @@ class ChromaticVocabulary:
             raise ModelInputError(f"this vocabulary has no {what} tokens; build it with {how}.")
         return present
 
-    @staticmethod
-    def _check_pattern(pattern):
-        if pattern not in AUDIO_PATTERNS:
-            raise ModelInputError(f"pattern must be one of {list(AUDIO_PATTERNS)}. Received: pattern={pattern!r}")
+
+def check_audio_pattern(pattern, name: str = "pattern") -> str:
+    """Return ``pattern`` if it is an audio codebook layout (:data:`AUDIO_PATTERNS`).
+
+    Args:
+        pattern: the layout to check.
+        name: the argument or preset key it came from, for the error message.
+
+    Returns:
+        ``pattern``.
+
+    Raises:
+        ModelInputError: naming ``name``, for any other value.
+
+    Example:
+    >>> check_audio_pattern("delay")
+    'delay'
+    """
+    if pattern not in AUDIO_PATTERNS:
+        raise ModelInputError(f"{name} must be one of {list(AUDIO_PATTERNS)}. Received: {name}={pattern!r}")
+    return pattern
 
 
 def normalise_score(field: str, value: float) -> float:

@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from chroma_keras.errors import CheckpointError, ModelInputError
+from chroma_keras.tokenizers.chromatic_vocabulary import check_audio_pattern
 
 WEIGHTS_KEY = "model.gpt.encodec_weights"
 # Seed of the random-init stand-in codec: one fixed draw, the same in every process and backend.
@@ -196,7 +197,7 @@ def audio_section_codes(vocabulary, ids, pattern: str = "delay") -> np.ndarray:
     k = vocabulary.audio_num_codebooks
     if not k:
         raise ModelInputError("this vocabulary has no audio tokens; build it with audio_num_codebooks > 0.")
-    vocabulary._check_pattern(pattern)
+    check_audio_pattern(pattern)
     ids = np.asarray(ids, np.int64).ravel()
     steps = ids.size // k
     grid = ids[: steps * k].reshape(steps, k).T

@@ -168,6 +168,8 @@ class GPTTokenBatches(keras.utils.PyDataset):
         audio_pattern: str = "delay",
     ):
         super().__init__()
+        if not (isinstance(infill_rate, (int, float)) and not isinstance(infill_rate, bool) and 0.0 <= infill_rate <= 1.0):
+            raise DataError(f"infill_rate must be a number in [0, 1]. Received: infill_rate={infill_rate!r}")
         self.text_max_bytes = int(text_max_bytes)
         self.audio_codes = audio_codes
         self.audio_pattern = audio_pattern
@@ -181,8 +183,6 @@ class GPTTokenBatches(keras.utils.PyDataset):
                 "model.gpt.audio_num_codebooks > 0 needs the corpus' audio: add a preprocessing.audio section "
                 "(sample_rate, duration = the seconds of each segment's clip that become audio tokens)."
             )
-        if not (isinstance(infill_rate, (int, float)) and not isinstance(infill_rate, bool) and 0.0 <= infill_rate <= 1.0):
-            raise DataError(f"infill_rate must be a number in [0, 1]. Received: infill_rate={infill_rate!r}")
         self.infill_rate = float(infill_rate)
         self.infill_tokens = None
         if self.infill_rate > 0:

@@ -81,3 +81,15 @@ def test_a_gpt_report_needs_a_scorer_that_reads_piano_rolls(runs, tmp_path, caps
     capsys.readouterr()
     assert main(["evaluate", gpt_dir, "--scorer", gpt_dir, "--data", str(corpus), "--out", str(tmp_path / "r")]) == 2
     assert "piano-roll MIDI encoder" in capsys.readouterr().err
+
+
+def test_the_validity_row_of_the_evaluated_samples_names_the_decoding_they_used():
+    """evaluation_report(gpt, ...) without ``constrained`` samples through generate_midi, which decodes
+    constrained by default: the table must say so (and "unconstrained" only when asked for)."""
+    from chroma_keras.evaluation.report import _validity_section
+
+    decoded = [{"valid": True, "token_error_rate": 0.0, "ended": True, "num_notes": 2, "num_tokens": 9}]
+    default = _validity_section(None, decoded, COLOURS, 0, 0, {"max_length": 40})
+    assert "<td>evaluated samples</td><td>constrained</td><td>1</td>" in default
+    free = _validity_section(None, decoded, COLOURS, 0, 0, {"constrained": False})
+    assert "<td>evaluated samples</td><td>unconstrained</td><td>1</td>" in free

@@ -106,3 +106,27 @@ class _RollGenerator:
 def test_token_validity_refuses_a_piano_roll_generator():
     with pytest.raises(ModelInputError, match="token generator"):
         token_validity(_RollGenerator())
+
+
+class _FixedTokenGenerator:
+    """A token generator that returns the same grammatical sequence for every request, recording the settings."""
+
+    def __init__(self, vocab):
+        self.vocabulary, self.requests = vocab, []
+
+    def prompt_ids(self, *args, **kwargs):
+        return np.asarray([self.vocabulary.bos_id, self.vocabulary.separator_id("midi")], np.int32)
+
+    def generate(self, num_samples=1, constrained=False, **kwargs):
+        self.requests.append(constrained)
+        return np.stack([_sequence(self.vocabulary, _valid_tokens(self.vocabulary))] * num_samples)
+
+
+def test_token_validity_takes_one_setting_as_a_bool(vocab):
+    """``constrained=True`` (as generate spells it) measures that setting alone, not a TypeError."""
+    model = _FixedTokenGenerator(vocab)
+    report = token_validity(model, colours=["Red", "Blue"], samples_per_colour=2, constrained=True)
+    assert [r.label for r in report.rows] == ["constrained"] and model.requests == [True, True]
+    assert report.row("constrained").sequences == 4 and report.row("constrained").valid == 1.0
+    both = token_validity(model, colours=["Red"], samples_per_colour=1)
+    assert [r.label for r in both.rows] == ["constrained", "unconstrained"] and model.requests[2:] == [True, False]

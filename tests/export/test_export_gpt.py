@@ -353,3 +353,30 @@ def test_the_runner_refuses_bad_prompts_and_options(tmp_path):
         runner.generate_tokens(tmp_path, condition="red", sampling="top_p")
     with pytest.raises(SystemExit, match=r"--prompt-ids must be comma-separated integers; got '1,x'"):
         runner.main(["--export-dir", str(tmp_path), "--prompt-ids", "1,x", "--out", str(tmp_path / "t.npz")])
+
+
+def test_the_runner_decodes_greedily_when_the_manifest_disables_top_k(tmp_path, monkeypatch):
+    """The schema's default top_k is 0 ("disabled"): greedy and temperature decoding must still run, and
+    only the top_k strategy needs top_k >= 1."""
+    runner = _runner_module()
+    manifest = _fake_export(tmp_path)
+    manifest["settings"]["gpt"]["sampling"]["top_k"] = 0
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+
+    def fake_load(export_dir, manifest, name):  # token 3 twice, then <eos> (5)
+        def logits(length, rows):
+            out = np.zeros((rows, 6), np.float32)
+            out[:, 5 if length >= 5 else 3] = 1.0
+            return out
+
+        if name == "prefill":
+            return lambda ids: (logits(ids.shape[1], len(ids)), np.asarray(ids.shape[1]))
+        return lambda token, cache, index: (logits(int(index) + 1, len(token)), cache)
+
+    monkeypatch.setattr(runner, "load_function", fake_load)
+    greedy = runner.generate_tokens(tmp_path, prompt_ids=[1, 3, 2], max_new_tokens=8)["token_ids"]
+    assert greedy.tolist() == [[1, 3, 2, 3, 3, 5]]
+    hot = runner.generate_tokens(tmp_path, prompt_ids=[1, 3, 2], max_new_tokens=8, sampling="temperature", temperature=0.0)
+    assert hot["token_ids"].tolist() == [[1, 3, 2, 3, 3, 5]]
+    with pytest.raises(SystemExit, match=r"top_k >= 1 \(sampling top_k\).*got 1.0, 0,"):
+        runner.generate_tokens(tmp_path, prompt_ids=[1, 3, 2], sampling="top_k")

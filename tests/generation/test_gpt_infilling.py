@@ -185,6 +185,9 @@ def test_infill_rate_is_validated(vocab):
     reader = TokenReader(vocab, demo_segments(vocab, 2), max_events=50)
     with pytest.raises(DataError, match="infill_rate"):
         GPTTokenBatches(reader, vocab, 64, infill_rate=1.5)
+    # Checked before it is compared with 0 for text / audio rows (a string used to raise a TypeError there).
+    with pytest.raises(DataError, match=r"infill_rate must be a number in \[0, 1\]. Received: infill_rate='0.5'"):
+        GPTTokenBatches(reader, vocab, 64, infill_rate="0.5", text_max_bytes=8)
 
 
 def test_split_bars_and_fim_inverse(vocab):
@@ -212,9 +215,30 @@ def test_split_bars_and_fim_inverse(vocab):
         split_bars(ids, (1.0, 2), tokens.bar)
     with pytest.raises(ModelInputError, match="pair"):
         split_bars(ids, 3, tokens.bar)
+    # A plain sequence is not a FIM one: the error names the missing marker.
+    with pytest.raises(ModelInputError, match=rf"<mask> \(id {tokens.hole}\) appears 0 times"):
+        from_fim(np.concatenate([prefix, ids]), tokens)
+    with pytest.raises(ModelInputError, match=r"<infill_end> \(id \d+\) appears 2 times"):
+        from_fim(np.concatenate([fim, [tokens.fill_end]]), tokens)
 
 
 # --- the bar-count constraint, on random logits ------------------------------------------------
+
+
+@pytest.mark.parametrize("grammar", [True, False])
+def test_a_middle_holds_only_midi_tokens_with_audio_in_the_vocabulary(grammar):
+    """With audio tokens, RemiGrammar lets <sep_audio> end a MIDI section after a complete note; inside a
+    middle only <infill_end> may end it (a <sep_audio> there would break the splice)."""
+    audio_vocab = ChromaticVocabulary(midi=MIDI_SPEC, audio_num_codebooks=2, audio_codebook_size=8)
+    tokens = infill_tokens(audio_vocab)
+    prompt = np.concatenate([[audio_vocab.bos_id, tokens.separator], bars_ids(audio_vocab, [[60]]), [tokens.hole, tokens.fill]])
+    constraint = InfillConstraint(audio_vocab, num_bars=1, max_length=len(prompt) + 40, grammar=grammar)
+    midi = audio_vocab.range_mask("midi")
+    for written in (bars_ids(audio_vocab, [[62]]), bars_ids(audio_vocab, [[]])):  # a whole note; an empty bar
+        allowed = constraint.allowed(np.concatenate([prompt, written]))
+        assert allowed[tokens.fill_end] and not allowed[audio_vocab.separator_id("audio")]
+        assert set(np.flatnonzero(allowed & ~midi)) == {tokens.fill_end}
+
 
 
 @pytest.mark.parametrize("grammar", [True, False])

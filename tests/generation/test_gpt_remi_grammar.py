@@ -82,3 +82,17 @@ def test_every_strategy_decodes_without_token_errors(model, sampling):
     free = model.generate(prompt="Red with high temporal complexity", max_length=48, sampling=sampling, **kwargs)
     # The untrained model without the grammar writes mostly ungrammatical tokens.
     assert sampling in ("greedy", "beam") or model.to_midi(free[0])["token_error_rate"] > 0.2
+
+
+def test_steps_to_end_counts_the_tokens_that_finish_a_note(vocab):
+    """REMI notes are Program Pitch Velocity Duration, after a Position (and maybe a Tempo): the fewest
+    tokens after each type until the section may end (InfillConstraint's length budget)."""
+    from chroma_keras.generation.remi_grammar import UNREACHABLE_STEPS
+
+    grammar = RemiGrammar(vocab)
+    steps = grammar.steps_to_end()
+    by_type = {kind: set(steps[grammar.types == kind].tolist()) for kind in set(grammar.types)}
+    assert by_type == {
+        "Bar": {0}, "Duration": {0}, "Velocity": {1}, "Pitch": {2}, "PitchDrum": {2}, "Program": {3},
+        "Position": {4}, "Tempo": {4}, "PAD": {UNREACHABLE_STEPS}, "BOS": {UNREACHABLE_STEPS}, "EOS": {UNREACHABLE_STEPS},
+    }

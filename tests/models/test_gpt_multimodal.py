@@ -330,3 +330,16 @@ def test_tiny_model_learns_multimodal_rows(vocab, codec):
     model.fit(x, batch_size=8, epochs=40, verbose=0)
     last = float(model.evaluate(x, batch_size=8, verbose=0))
     assert last < first / 8, (first, last)
+
+
+def test_a_bad_audio_pattern_is_refused_naming_where_it_came_from(vocab):
+    """One public check for the codebook layout: the model names its own argument, the vocabulary and the
+    audio grammar name ``pattern``."""
+    with pytest.raises(ModelInputError, match=r"audio_pattern must be one of \['delay', 'flatten'\]. Received: audio_pattern='stack'"):
+        ChromaticGPT(vocab, hidden_dim=8, num_layers=1, num_heads=1, intermediate_dim=8, max_sequence_length=16, audio_pattern="stack")
+    with pytest.raises(ModelInputError, match=r"^pattern must be one of \['delay', 'flatten'\]. Received: pattern='stack'"):
+        vocab.encode_audio(np.zeros((K, 2), np.int32), "stack")
+    with pytest.raises(ModelInputError, match=r"^pattern must be one of"):
+        AudioPatternGrammar(vocab, "stack")
+    with pytest.raises(ModelInputError, match=r"^pattern must be one of"):
+        audio_section_codes(vocab, [], "stack")

@@ -171,3 +171,5 @@ def test_continue_midi_keeps_the_given_segment_and_extends_it_validly(sampling, 
         model.continue_midi(b"MThd not really", condition="Red")
     with pytest.raises(ModelInputError, match="cannot read the MIDI file"):
         model.continue_midi(tmp_path / "absent.mid", condition="Red")
+    with pytest.raises(ModelInputError, match="midi must be MIDI bytes or a path. Received: int"):
+        model.continue_midi(123, condition="Red")

@@ -14,7 +14,9 @@ shape:
 :func:`compile_decode_loop` compiles a whole generation
 (:func:`chroma_keras.generation.compiled_loop.decode_loop`: prefill, token choice, cache updates
 and the end test) the same way, with XLA on TensorFlow (``jit_compile=True``); on PyTorch the
-loop is a Python loop over eager steps under ``torch.no_grad()`` with every tensor on the device.
+loop is a Python loop over eager steps under ``torch.no_grad()`` with every tensor on the device,
+and a model with ``call_with_cache_in_place`` (ChromaticGPT) updates the loop's cache in place
+rather than copying it each step.
 Its random draws use each backend's own generator keyed by the seed (see :func:`draw_categorical`).
 """
 
@@ -98,6 +100,19 @@ def draw_categorical(logits, seed, step):
     return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
 
 
+class _InPlaceSteps:
+    """The model as :func:`decode_loop` sees it on PyTorch: steps that write the cache in place."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def init_cache(self, batch_size, length):
+        return self.model.init_cache(batch_size, length)
+
+    def call_with_cache(self, token_ids, cache, index):
+        return self.model.call_with_cache_in_place(token_ids, cache, index)
+
+
 def compile_decode_loop(model):
     """``fn(prompt_ids, seed, temperature, top_p, spec) -> (sequences, length)``: a whole generation, compiled.
 
@@ -169,10 +184,13 @@ def compile_decode_loop(model):
         return run
     import torch
 
+    # The loop owns its cache and never goes back to an older state, so it may update it in place.
+    stepper = _InPlaceSteps(model) if hasattr(model, "call_with_cache_in_place") else model
+
     def run(prompt_ids, seed, temperature, top_p, spec):
         with torch.no_grad():
             out = decode_loop(
-                model,
+                stepper,
                 ops.convert_to_tensor(prompt_ids, "int32"),
                 _seed_int(seed),
                 ops.convert_to_tensor(temperature, "float32"),

@@ -271,6 +271,52 @@ class ChromaticGPT(keras.Model):
         logits = self.token_embedding(self.final_norm(x), reverse=True)
         return logits, ops.stack(layers, axis=1)
 
+    def call_with_cache_in_place(self, token_ids, cache, index):
+        """:meth:`call_with_cache` that writes the new keys and values into ``cache`` itself (PyTorch only).
+
+        The functional step copies the whole cache about three times per token (keras-hub's cached
+        attention clones each layer's keys and values to update them and stacks them back, and the
+        layers are stacked again); at a 1,024-position cache that copying was over half of a decoding
+        step on CPU. Here each layer's new keys and values are written into their slot of ``cache``
+        and the attention reads that slot, so nothing is copied. Same arithmetic as
+        :meth:`call_with_cache` (a test compares them); only a caller that owns ``cache`` and never
+        reuses an older state may use it: the compiled decoding loop on PyTorch.
+
+        Args:
+            token_ids: ``[batch, n]`` ints at positions ``index .. index + n - 1``.
+            cache: a PyTorch tensor from :meth:`init_cache`, modified in place.
+            index: a Python int or an int scalar tensor.
+
+        Returns:
+            ``(logits [batch, n, vocab], cache)`` (the same ``cache`` object).
+        """
+        if keras.config.backend() != "torch":
+            raise ModelInputError(
+                "ChromaticGPT.call_with_cache_in_place writes into a PyTorch tensor; under the "
+                f"{keras.config.backend()} backend use call_with_cache."
+            )
+        start = int(index)
+        count = int(ops.shape(token_ids)[1])
+        # The rectangular causal mask of cached decoding: query i (at start + i) sees cache slots 0..start + i.
+        query_positions = ops.arange(count, dtype="int32")[:, None] + start
+        mask = ops.expand_dims(query_positions >= ops.arange(ops.shape(cache)[3], dtype="int32")[None, :], 0)
+        x = self._embed(token_ids, start_index=start)
+        for i, block in enumerate(self.blocks):
+            attention = block._self_attention_layer
+            residual = x
+            normed = block._self_attention_layer_norm(x)  # the blocks normalise first (normalize_first=True)
+            query = attention._query_dense(normed)
+            cache[:, i, 0, start : start + count] = attention._key_dense(normed)
+            cache[:, i, 1, start : start + count] = attention._value_dense(normed)
+            attended, _ = attention._compute_attention(
+                query=query, key=cache[:, i, 0], value=cache[:, i, 1], attention_mask=mask, training=False
+            )
+            x = attention._output_dense(attended) + residual
+            residual = x
+            normed = block._feedforward_layer_norm(x)
+            x = block._feedforward_output_dense(block._feedforward_intermediate_dense(normed)) + residual
+        return self.token_embedding(self.final_norm(x), reverse=True), cache
+
     def compiled_cached_call(self):
         """:meth:`call_with_cache` compiled for the backend (built once, reused by :meth:`generate`)."""
         if getattr(self, "_compiled_cached_call", None) is None:

@@ -156,3 +156,30 @@ def test_compiled_true_rejects_what_only_the_numpy_loop_runs(model):
         model.generate(sampling="greedy", logits_processors=[lambda ids, logits: logits], **base)
     with pytest.raises(ModelInputError, match="compiled must be True, False or 'auto'"):
         model.generate(prompt="Red", max_length=20, compiled="yes")
+
+
+@pytest.mark.skipif(keras.config.backend() != "torch", reason="in-place cache writes exist only for PyTorch tensors")
+def test_in_place_cached_steps_equal_the_functional_steps(model, prompts):
+    import torch
+
+    functional = model.init_cache(len(prompts), MAX_LENGTH)
+    in_place = model.init_cache(len(prompts), MAX_LENGTH)
+    with torch.no_grad():
+        expected, functional = model.call_with_cache(prompts, functional, 0)
+        got, returned = model.call_with_cache_in_place(keras.ops.convert_to_tensor(prompts), in_place, 0)
+        assert returned is in_place
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(expected), atol=1e-5)
+        index = prompts.shape[1]
+        for step, token in enumerate([7, 11, 13]):
+            ids = np.full((len(prompts), 1), token, np.int32)
+            position = torch.tensor(index + step, dtype=torch.int32)
+            expected, functional = model.call_with_cache(ids, functional, position)
+            got, in_place = model.call_with_cache_in_place(keras.ops.convert_to_tensor(ids), in_place, position)
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(expected), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(in_place), keras.ops.convert_to_numpy(functional), atol=1e-6)
+
+
+@pytest.mark.skipif(keras.config.backend() == "torch", reason="the other backends' tensors are immutable")
+def test_in_place_cached_steps_are_refused_off_torch(model, prompts):
+    with pytest.raises(ModelInputError, match="PyTorch"):
+        model.call_with_cache_in_place(prompts, model.init_cache(len(prompts), MAX_LENGTH), 0)

@@ -280,7 +280,8 @@ class ChromaticGPT(keras.Model):
         step on CPU. Here each layer's new keys and values are written into their slot of ``cache``
         and the attention reads that slot, so nothing is copied. Same arithmetic as
         :meth:`call_with_cache` (a test compares them); only a caller that owns ``cache`` and never
-        reuses an older state may use it: the compiled decoding loop on PyTorch.
+        reuses an older state may use it: on PyTorch, the compiled decoding loop and the stepper of the
+        NumPy loop (beam search's reordering takes a new cache).
 
         Args:
             token_ids: ``[batch, n]`` ints at positions ``index .. index + n - 1``.
@@ -900,6 +901,15 @@ class _CachedStepper:
         self.cache_length = cache_length
         self.seen = 0
         self.call = model.compiled_cached_call()
+        if keras.config.backend() == "torch":
+            # The stepper owns its cache (reorder makes a new one), so PyTorch may write it in place.
+            import torch
+
+            def call(token_ids, cache, index):
+                with torch.no_grad():
+                    return model.call_with_cache_in_place(token_ids, cache, index)
+
+            self.call = call
 
     def __call__(self, sequences: np.ndarray) -> np.ndarray:
         new = np.asarray(sequences[:, self.seen :], np.int32)

@@ -53,6 +53,31 @@ def backend():
     return current_backend()
 
 
+@pytest.fixture(scope="session")
+def tiny_gpt_overrides():
+    """Preset overrides for an untrained gpt_remi_chromatic small enough to sample in seconds."""
+    return {
+        "model.gpt.hidden_dim": 32,
+        "model.gpt.num_layers": 2,
+        "model.gpt.num_heads": 2,
+        "model.gpt.intermediate_dim": 64,
+        "model.gpt.max_sequence_length": 96,
+        "model.gpt.dropout": 0.0,
+        "generation.sampling.max_length": 48,
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer_overrides():
+    """Preset overrides for an untrained scorer_midi_only on a coarse grid (2 frames/s, 16 frames)."""
+    return {
+        "preprocessing.midi.piano_roll.frames_per_second": 2,
+        "preprocessing.midi.piano_roll.num_frames": 16,
+        "model.midi_encoder.filters": [4, 4, 4],
+        "model.midi_encoder.hidden_dim": 8,
+    }
+
+
 @pytest.fixture
 def run_in_backend():
     """Run Python source in a fresh interpreter under a given backend.

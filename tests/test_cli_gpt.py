@@ -12,32 +12,15 @@ from chroma_keras.errors import ModelInputError
 from chroma_keras.evaluation.chromatic_consistency import colour_recognition
 from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
-# An untrained GPT small enough to sample in seconds, and an untrained scorer on a coarse grid.
-TINY_GPT = {
-    "model.gpt.hidden_dim": 32,
-    "model.gpt.num_layers": 2,
-    "model.gpt.num_heads": 2,
-    "model.gpt.intermediate_dim": 64,
-    "model.gpt.max_sequence_length": 96,
-    "model.gpt.dropout": 0.0,
-    "generation.sampling.max_length": 48,
-}
-TINY_SCORER = {
-    "preprocessing.midi.piano_roll.frames_per_second": 2,
-    "preprocessing.midi.piano_roll.num_frames": 16,
-    "model.midi_encoder.filters": [4, 4, 4],
-    "model.midi_encoder.hidden_dim": 8,
-}
+
+@pytest.fixture(scope="module")
+def gpt_dir(tmp_path_factory, tiny_gpt_overrides):
+    return str(ck.save_to_preset(ck.from_preset("gpt_remi_chromatic", **tiny_gpt_overrides), tmp_path_factory.mktemp("gpt") / "gpt"))
 
 
 @pytest.fixture(scope="module")
-def gpt_dir(tmp_path_factory):
-    return str(ck.save_to_preset(ck.from_preset("gpt_remi_chromatic", **TINY_GPT), tmp_path_factory.mktemp("gpt") / "gpt"))
-
-
-@pytest.fixture(scope="module")
-def scorer_dir(tmp_path_factory):
-    return str(ck.save_to_preset(ck.from_preset("scorer_midi_only", **TINY_SCORER), tmp_path_factory.mktemp("scorer") / "scorer"))
+def scorer_dir(tmp_path_factory, tiny_scorer_overrides):
+    return str(ck.save_to_preset(ck.from_preset("scorer_midi_only", **tiny_scorer_overrides), tmp_path_factory.mktemp("scorer") / "scorer"))
 
 
 def test_generate_writes_the_midi_the_gpt_decodes_and_it_reads_back(gpt_dir, tmp_path, capsys):
@@ -138,7 +121,7 @@ def test_recognition_of_gpt_samples_matches_the_scorer_on_their_midi_files(gpt_d
         assert list(report.confusion[i]) == expected
 
 
-def test_generate_options_keep_zero_values():
+def test_generate_options_keep_zero_values(tiny_gpt_overrides):
     """A zero is a value, not "not given": --guidance-scale 0 (unconditional sampling) reaches a diffusion
     model's generate, and --max-length 0 reaches the GPT's (which then refuses it), instead of silently
     falling back to the preset's setting."""
@@ -148,7 +131,7 @@ def test_generate_options_keep_zero_values():
 
     piano_roll_args = argparse.Namespace(num_steps=None, scheduler=None, guidance_scale=0.0)
     assert _generate_kwargs(object(), piano_roll_args, "evaluate-generation") == {"guidance_scale": 0.0}
-    gpt = ck.from_preset("gpt_remi_chromatic", **TINY_GPT)
+    gpt = ck.from_preset("gpt_remi_chromatic", **tiny_gpt_overrides)
     token_args = argparse.Namespace(prompt=None, sampling=None, max_length=0, unconstrained=False)
     kwargs = _generate_kwargs(gpt, token_args, "generate")
     assert kwargs == {"constrained": True, "max_length": 0}

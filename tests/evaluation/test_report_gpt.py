@@ -15,27 +15,16 @@ from chroma_keras.evaluation.token_validity import validity_row
 from chroma_keras.generation.token_midi import sequence_rolls
 from chroma_keras.preprocessing.pianoroll import PianoRollSpec
 
-TINY_GPT = {
-    "model.gpt.hidden_dim": 32,
-    "model.gpt.num_layers": 2,
-    "model.gpt.num_heads": 2,
-    "model.gpt.intermediate_dim": 64,
-    "model.gpt.max_sequence_length": 96,
-    "model.gpt.dropout": 0.0,
-    "generation.sampling.max_length": 48,
-}
-GRID = {"preprocessing.midi.piano_roll.frames_per_second": 2, "preprocessing.midi.piano_roll.num_frames": 16}
-TINY_SCORER = {**GRID, "model.midi_encoder.filters": [4, 4, 4], "model.midi_encoder.hidden_dim": 8}
 COLOURS = ("Red", "Green", "Violet")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_gpt_overrides, tiny_scorer_overrides):
     root = tmp_path_factory.mktemp("report_gpt")
     corpus = write_demo_corpus(root / "c.parquet", songs_per_colour=2, segments_per_song=3)
     keras.utils.set_random_seed(0)
-    gpt_dir = ck.save_to_preset(ck.from_preset("gpt_remi_chromatic", **TINY_GPT), root / "gpt")
-    scorer_dir = ck.save_to_preset(ck.from_preset("scorer_midi_only", **TINY_SCORER), root / "scorer")
+    gpt_dir = ck.save_to_preset(ck.from_preset("gpt_remi_chromatic", **tiny_gpt_overrides), root / "gpt")
+    scorer_dir = ck.save_to_preset(ck.from_preset("scorer_midi_only", **tiny_scorer_overrides), root / "scorer")
     return corpus, str(gpt_dir), str(scorer_dir)
 
 

@@ -59,20 +59,6 @@ def midi_of(vocab, bars):
     return data
 
 
-def notes_by_bar(data):
-    """``{bar: sorted (onset in the bar, duration, pitch, velocity, program)}`` of a MIDI file (4/4)."""
-    import symusic
-
-    score = symusic.Score.from_midi(data)
-    bar_ticks = 4 * score.ticks_per_quarter
-    out = {}
-    for track in score.tracks:
-        for note in track.notes:
-            bar, onset = divmod(int(note.time), bar_ticks)
-            out.setdefault(bar, []).append((onset, int(note.duration), int(note.pitch), int(note.velocity), int(track.program)))
-    return {bar: sorted(notes) for bar, notes in out.items()}
-
-
 # --- FIM training rows ----------------------------------------------------------------------
 
 
@@ -293,7 +279,7 @@ SONG = [[60, 64], [62], [], [65, 67, 69], [60], [72, 71]]
 
 # Spans at the start, inside and at the end; each decodes two rows (a new shape compiles once per backend).
 @pytest.mark.parametrize("sampling, bars", [("greedy", (0, 2)), ("top_k", (1, 3)), ("top_p", (4, 6)), ("beam", (1, 3))])
-def test_infill_keeps_other_bars_note_for_note(model, vocab, sampling, bars, tmp_path):
+def test_infill_keeps_other_bars_note_for_note(model, vocab, sampling, bars, tmp_path, notes_by_bar):
     data = midi_of(vocab, SONG)
     (tmp_path / "song.mid").write_bytes(data)
     given = notes_by_bar(data)
@@ -365,7 +351,7 @@ LEARNING_RATE = 4e-3
 SONG_BARS = 3
 
 
-def test_a_tiny_gpt_learns_to_fill_a_repeated_bar():
+def test_a_tiny_gpt_learns_to_fill_a_repeated_bar(notes_by_bar):
     """Each song repeats one bar (one of 8 pitch pairs) three times; FIM rows hide a run of its bars.
     Before training the middle's tokens cost ~log(vocabulary) nats each; after 160 steps a model that
     copies the bar from the context pays little, and greedy infilling writes the hidden bars back."""

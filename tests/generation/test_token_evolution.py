@@ -61,25 +61,11 @@ def bar_runs(search, ids):
     return [tuple(midi[a:b]) for a, b in zip(starts, starts[1:])]
 
 
-def notes_by_bar(data):
-    """``{bar: sorted (onset in the bar, duration, pitch, velocity)}`` of a MIDI file (4/4)."""
-    import symusic
-
-    score = symusic.Score.from_midi(data)
-    bar_ticks = 4 * score.ticks_per_quarter
-    out = {}
-    for track in score.tracks:
-        for note in track.notes:
-            bar, onset = divmod(int(note.time), bar_ticks)
-            out.setdefault(bar, []).append((onset, int(note.duration), int(note.pitch), int(note.velocity)))
-    return {bar: sorted(notes) for bar, notes in out.items()}
-
-
 def high_notes(rolls):
     return (np.asarray(rolls)[:, HIGH - SPEC.lowest_pitch :, :] > 0).sum(axis=(1, 2)).astype(np.float64)
 
 
-def test_mutation_regenerates_one_run_of_bars_and_keeps_the_others_note_for_note(model):
+def test_mutation_regenerates_one_run_of_bars_and_keeps_the_others_note_for_note(model, notes_by_bar):
     search = TokenSearch(model, "Red", SPEC, sampling="top_k", top_k=50, temperature=1.5, max_length=72)
     parent = genome(model, [[48, 52], [50], [55, 57, 59], [53], [60, 62]])
     parent_bars, parent_notes = bar_runs(search, parent), notes_by_bar(search.midi(parent))
@@ -103,7 +89,7 @@ def test_mutation_regenerates_one_run_of_bars_and_keeps_the_others_note_for_note
     assert max(widths) >= 1  # mutation does change something
 
 
-def test_crossover_children_are_grammatical_bars_of_both_parents(model):
+def test_crossover_children_are_grammatical_bars_of_both_parents(model, notes_by_bar):
     search = TokenSearch(model, "Red", SPEC)
     first, second = genome(model, LOW_SONGS[0]), genome(model, [[70], [72, 74], [76], [77, 79], [81]])
     first_bars, second_bars = bar_runs(search, first), bar_runs(search, second)
@@ -158,28 +144,13 @@ def test_token_settings_and_models_are_checked(model):
 
 # --- the evolve command on a saved GPT run ---------------------------------------------------
 
-TINY_GPT = {
-    "model.gpt.hidden_dim": 32,
-    "model.gpt.num_layers": 2,
-    "model.gpt.num_heads": 2,
-    "model.gpt.intermediate_dim": 64,
-    "model.gpt.max_sequence_length": 96,
-    "model.gpt.dropout": 0.0,
-    "generation.sampling.max_length": 48,
-}
-TINY_SCORER = {
-    "preprocessing.midi.piano_roll.frames_per_second": 2,
-    "preprocessing.midi.piano_roll.num_frames": 16,
-    "model.midi_encoder.filters": [4, 4, 4],
-    "model.midi_encoder.hidden_dim": 8,
-}
 
 
-def test_evolve_command_on_a_gpt_writes_its_token_midi(tmp_path, capsys):
+def test_evolve_command_on_a_gpt_writes_its_token_midi(tmp_path, capsys, tiny_gpt_overrides, tiny_scorer_overrides):
     import pretty_midi
 
-    gpt_dir = str(ck.save_to_preset(ck.from_preset("gpt_remi_chromatic", **TINY_GPT), tmp_path / "gpt"))
-    scorer_dir = str(ck.save_to_preset(ck.from_preset("scorer_midi_only", **TINY_SCORER), tmp_path / "scorer"))
+    gpt_dir = str(ck.save_to_preset(ck.from_preset("gpt_remi_chromatic", **tiny_gpt_overrides), tmp_path / "gpt"))
+    scorer_dir = str(ck.save_to_preset(ck.from_preset("scorer_midi_only", **tiny_scorer_overrides), tmp_path / "scorer"))
     out = tmp_path / "evolved"
     argv = ["evolve", "--generator", gpt_dir, "--scorer", scorer_dir, "--target", "Green", "--out", str(out)]
     assert main([*argv, "--population", "4", "--keep", "2", "--generations", "2", "--mutation-bars", "1", "--max-length", "40"]) == 0

@@ -93,6 +93,11 @@ def publish_epoch(directory: pathlib.Path, prefix: str, epoch: int, write) -> pa
 
     The files go into ``<prefix>NNNNN.partial``, are flushed to disk, and the folder is
     renamed into place with ``os.replace``; then older published epochs are removed.
+
+    An epoch can be published twice: a run killed after its best checkpoint of epoch N was
+    published but before its backup of epoch N was resumes at epoch N and may publish N again.
+    ``os.replace`` cannot rename onto a non-empty directory, so the old folder is first moved
+    aside under a ``.partial`` name (which the next start removes if a kill comes in between).
     """
     target = directory / f"{prefix}{epoch:05d}"
     partial = target.with_name(target.name + _PARTIAL)
@@ -100,7 +105,14 @@ def publish_epoch(directory: pathlib.Path, prefix: str, epoch: int, write) -> pa
     partial.mkdir(parents=True)
     write(partial)
     _sync_directory(partial)
-    os.replace(partial, target)
+    if target.exists():
+        replaced = target.with_name(target.name + ".replaced" + _PARTIAL)
+        shutil.rmtree(replaced, ignore_errors=True)
+        os.replace(target, replaced)
+        os.replace(partial, target)
+        shutil.rmtree(replaced, ignore_errors=True)
+    else:
+        os.replace(partial, target)
     for older in published_epochs(directory, prefix):
         if older != target:
             shutil.rmtree(older, ignore_errors=True)

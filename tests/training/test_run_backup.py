@@ -93,3 +93,21 @@ def test_no_backup_starts_from_the_first_epoch(tmp_path):
     epochs = _Epochs()
     _model().fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[epochs, RunBackup(tmp_path / "none")])
     assert epochs.seen == [0, 1]
+
+
+def test_an_epoch_published_again_replaces_the_first_folder(tmp_path):
+    """A resumed run that redoes epoch N publishes N again (its best checkpoint survived the kill)."""
+    from chroma_keras.training.run_backup import publish_epoch, published_epochs
+
+    def writer(text):
+        def write(folder):
+            (folder / "value.txt").write_text(text)
+
+        return write
+
+    publish_epoch(tmp_path, "best-epoch-", 2, writer("epoch 2"))
+    publish_epoch(tmp_path, "best-epoch-", 3, writer("first epoch 3"))
+    target = publish_epoch(tmp_path, "best-epoch-", 3, writer("redone epoch 3"))
+    assert published_epochs(tmp_path, "best-epoch-") == [target]
+    assert (target / "value.txt").read_text() == "redone epoch 3"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["best-epoch-00003"]  # nothing left aside

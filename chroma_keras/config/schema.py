@@ -333,6 +333,13 @@ SCHEMA = Section(
                         "hidden_dim": IntField(
                             1, 65536, default=256, doc="Width of the dense layer before the latent heads."
                         ),
+                        "span_latent_dim": IntField(
+                            0,
+                            4096,
+                            default=0,
+                            doc="Size of each time span's latent (one span per 2**len(encoder_filters) frames), "
+                            "taken from the end of z; 0 keeps one whole-segment z.",
+                        ),
                         "condition_dim": IntField(
                             1, 4096, default=32, doc="Size of the chromatic-mode condition embedding."
                         ),

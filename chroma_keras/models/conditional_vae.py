@@ -13,6 +13,7 @@ from chroma_keras.errors import ModelInputError
 from chroma_keras.generation.portable_noise import NOISE_MODES, portable_normal
 from chroma_keras.layers import ChromaticConditionEmbedding, Reparameterization
 from chroma_keras.models.pianoroll_generator import PianoRollGeneratorMixin
+from chroma_keras.models.pianoroll_vae_config import split_latent_dim
 from chroma_keras.models.pianoroll_vae_decoder import PianoRollVAEDecoder
 from chroma_keras.models.pianoroll_vae_encoder import PianoRollVAEEncoder
 from chroma_keras.training.kl_annealing import KL_SCHEDULES, kl_annealing_factor
@@ -80,6 +81,9 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         condition_dim: size of the condition vector.
         encoder_filters: channels of the encoder's conv blocks.
         hidden_dim: width of the dense layers.
+        span_latent_dim: size of each time span's latent (one span per
+            ``2 ** len(encoder_filters)`` frames), taken from the end of z;
+            0 keeps a single whole-segment z.
         beta: weight of the KL term after annealing.
         condition_dropout: per-axis condition dropout in training.
         velocity_loss_weight: weight of the velocity term.
@@ -113,6 +117,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         condition_dim=32,
         encoder_filters=(32, 64, 128),
         hidden_dim=256,
+        span_latent_dim=0,
         beta=1.0,
         condition_dropout=0.1,
         velocity_loss_weight=1.0,
@@ -142,10 +147,10 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             condition_dim, condition_dropout=condition_dropout, seed=seed, name="condition_embedding"
         )
         self.encoder = PianoRollVAEEncoder(
-            num_pitches, num_frames, latent_dim, condition_dim, encoder_filters, hidden_dim, name="encoder"
+            num_pitches, num_frames, latent_dim, condition_dim, encoder_filters, hidden_dim, span_latent_dim, name="encoder"
         )
         self.decoder = PianoRollVAEDecoder(
-            num_pitches, num_frames, latent_dim, condition_dim, encoder_filters, hidden_dim, name="decoder"
+            num_pitches, num_frames, latent_dim, condition_dim, encoder_filters, hidden_dim, span_latent_dim, name="decoder"
         )
         self.reparameterization = Reparameterization(seed=None if seed is None else seed + 1, name="reparameterization")
         self.condition_embedding.build()
@@ -164,6 +169,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         self.condition_dim = int(condition_dim)
         self.encoder_filters = tuple(int(f) for f in encoder_filters)
         self.hidden_dim = int(hidden_dim)
+        self.span_latent_dim = int(span_latent_dim)
         self.beta = float(beta)
         self.condition_dropout = float(condition_dropout)
         self.velocity_loss_weight = float(velocity_loss_weight)
@@ -252,6 +258,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             condition_dim=vae["condition_dim"],
             encoder_filters=vae["encoder_filters"],
             hidden_dim=vae["hidden_dim"],
+            span_latent_dim=vae["span_latent_dim"],
             beta=vae["beta"],
             condition_dropout=vae["condition_dropout"],
             velocity_loss_weight=vae["velocity_loss_weight"],
@@ -279,6 +286,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             "model.vae.condition_dim": self.condition_dim,
             "model.vae.encoder_filters": list(self.encoder_filters),
             "model.vae.hidden_dim": self.hidden_dim,
+            "model.vae.span_latent_dim": self.span_latent_dim,
             "model.vae.beta": self.beta,
             "model.vae.condition_dropout": self.condition_dropout,
             "model.vae.velocity_loss_weight": self.velocity_loss_weight,
@@ -375,6 +383,46 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         z = keras.random.normal((num_samples, self.latent_dim), seed=seed)
         return keras.ops.convert_to_numpy(z) * float(temperature)
 
+    @property
+    def num_spans(self):
+        """How many time spans have their own latent (0 without ``span_latent_dim``)."""
+        return split_latent_dim(self.latent_dim, self.span_latent_dim, self.num_frames, self.encoder_filters)[1]
+
+    def span_latent_slice(self, span):
+        """The entries of z that hold time span ``span`` (frames
+        ``span * num_frames // num_spans`` onwards) as a ``slice``."""
+        if not self.num_spans:
+            raise ModelInputError("this model has no per-span latents; build it with model.vae.span_latent_dim > 0.")
+        if not 0 <= int(span) < self.num_spans:
+            raise ModelInputError(f"span must be in [0, {self.num_spans}). Received: span={span}")
+        start = self.latent_dim - (self.num_spans - int(span)) * self.span_latent_dim
+        return slice(start, start + self.span_latent_dim)
+
+    def resample_spans(self, latents, spans, seed=None, temperature=1.0):
+        """Redraw the latents of some time spans from the prior and keep the rest of z.
+
+        Decoding the result keeps the segment's whole-segment character and the
+        other spans' notes (up to the decoder's reach of about one span either side)
+        while the chosen spans get new material: "regenerate bars 5-8".
+
+        Args:
+            latents: array ``[batch, latent_dim]`` (e.g. from :meth:`encode`).
+            spans: indices of the spans to redraw.
+            seed: seed of the NumPy draw.
+            temperature: standard deviation of the draw.
+
+        Returns:
+            a new array ``[batch, latent_dim]``.
+        """
+        z = np.array(latents, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ModelInputError(f"latents must have shape [batch, {self.latent_dim}]. Received: shape={z.shape}")
+        rng = np.random.default_rng(seed)
+        for span in spans:
+            part = self.span_latent_slice(span)
+            z[:, part] = rng.standard_normal((len(z), self.span_latent_dim)) * float(temperature)
+        return z
+
     def generate(
         self,
         condition=None,
@@ -431,6 +479,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             "condition_dim": self.condition_dim,
             "encoder_filters": list(self.encoder_filters),
             "hidden_dim": self.hidden_dim,
+            "span_latent_dim": self.span_latent_dim,
             "beta": self.beta,
             "condition_dropout": self.condition_dropout,
             "velocity_loss_weight": self.velocity_loss_weight,

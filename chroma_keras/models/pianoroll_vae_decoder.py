@@ -1,8 +1,9 @@
 """Transposed-convolution piano-roll decoder of the conditional VAE."""
 
 import keras
+from keras import ops
 
-from chroma_keras.models.pianoroll_vae_config import PianoRollVAEConfigMixin
+from chroma_keras.models.pianoroll_vae_config import PianoRollVAEConfigMixin, split_latent_dim
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
@@ -17,6 +18,12 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
     frames a segment uses come straight from ``z`` at full resolution, and the
     convolutions model the cells' interplay on top.
 
+    With ``span_latent_dim > 0`` (see :class:`PianoRollVAEEncoder`) a dense stack
+    shared by all time spans maps each span's latent and the whole-segment hidden
+    state to that span's column of the coarse grid and to a logit per pitch row
+    for the span's frames, so which notes sound in each bar comes from that bar's
+    own latent.
+
     Args:
         num_pitches: piano-roll height; divisible by ``2 ** len(filters)``.
         num_frames: piano-roll width; divisible by ``2 ** len(filters)``.
@@ -24,6 +31,7 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
         condition_dim: size of the condition vector.
         filters: channels of the encoder's conv blocks (used in reverse).
         hidden_dim: width of the first dense layer.
+        span_latent_dim: size of each time span's latent; 0 for one whole-segment z.
 
     Call arguments:
         inputs: dict with ``"latent"`` ``[batch, latent_dim]`` and
@@ -34,7 +42,8 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
         ``"velocity"`` (in [0, 1]), each ``[batch, num_pitches, num_frames]``.
     """
 
-    def __init__(self, num_pitches, num_frames, latent_dim, condition_dim, filters=(32, 64, 128), hidden_dim=256, **kwargs):
+    def __init__(self, num_pitches, num_frames, latent_dim, condition_dim, filters=(32, 64, 128), hidden_dim=256, span_latent_dim=0, **kwargs):
+        global_dim, spans = split_latent_dim(latent_dim, span_latent_dim, num_frames, filters)
         scale = 2 ** len(filters)
         grid = (num_pitches // scale, num_frames // scale, filters[-1])
         # === Layers ===
@@ -52,9 +61,13 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
         # === Functional Model ===
         latent_input = keras.Input((latent_dim,), name="latent")
         condition_input = keras.Input((condition_dim,), name="condition")
-        x = keras.layers.Concatenate(name="join_condition")([latent_input, condition_input])
+        segment_latent = latent_input[:, :global_dim] if spans else latent_input
+        x = keras.layers.Concatenate(name="join_condition")([segment_latent, condition_input])
         h = hidden(x)
         x = keras.layers.Reshape(grid, name="to_grid_shape")(to_grid(h))
+        if spans:
+            span_columns, span_rows = _span_decoder(latent_input[:, global_dim:], h, grid, spans, span_latent_dim, num_pitches, num_frames, hidden_dim)
+            x = keras.layers.Add(name="add_span_columns")([x, span_columns])
         for block in deconv_blocks:
             x = block(x)
         cell_logits = keras.layers.Reshape((num_pitches, num_frames), name="cell_logits")(note_conv(x))
@@ -63,7 +76,8 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
         # SavedModel export test).
         row_logits = keras.layers.Permute((2, 1), name="row_logits")(keras.layers.RepeatVector(num_frames, name="rows_over_frames")(pitch_head(h)))
         frame_logits = keras.layers.RepeatVector(num_pitches, name="frame_logits")(time_head(h))
-        note_logits = keras.layers.Add(name="note_logits")([cell_logits, row_logits, frame_logits])
+        logit_terms = [cell_logits, row_logits, frame_logits] + ([span_rows] if spans else [])
+        note_logits = keras.layers.Add(name="note_logits")(logit_terms)
         velocity = keras.layers.Reshape((num_pitches, num_frames), name="velocity")(velocity_conv(x))
         super().__init__(
             inputs={"latent": latent_input, "condition": condition_input},
@@ -72,4 +86,19 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
         )
 
         # === Config ===
-        self._store_grid_config(num_pitches, num_frames, latent_dim, condition_dim, filters, hidden_dim)
+        self._store_grid_config(num_pitches, num_frames, latent_dim, condition_dim, filters, hidden_dim, span_latent_dim)
+
+
+def _span_decoder(span_latents, hidden, grid, spans, span_latent_dim, num_pitches, num_frames, hidden_dim):
+    """Each span's contribution: a grid column ``[batch, grid_pitches, spans, channels]`` and
+    row logits spread over the span's frames ``[batch, num_pitches, num_frames]``."""
+    z = keras.layers.Reshape((spans, span_latent_dim), name="span_latents")(span_latents)
+    context = keras.layers.RepeatVector(spans, name="segment_context")(hidden)
+    x = keras.layers.Concatenate(name="span_inputs")([z, context])
+    x = keras.layers.Dense(hidden_dim, activation="silu", name="span_hidden")(x)
+    columns = keras.layers.Dense(grid[0] * grid[2], activation="silu", name="span_to_grid")(x)
+    columns = keras.layers.Reshape((spans, grid[0], grid[2]), name="span_column_shape")(columns)
+    columns = keras.layers.Permute((2, 1, 3), name="span_columns")(columns)
+    rows = keras.layers.Dense(num_pitches, name="span_pitch_logits")(x)
+    rows = ops.repeat(rows, num_frames // spans, axis=1)
+    return columns, keras.layers.Permute((2, 1), name="span_row_logits")(rows)

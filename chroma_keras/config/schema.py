@@ -321,7 +321,7 @@ SCHEMA = Section(
                 ),
                 "vae": Section(
                     {
-                        "latent_dim": IntField(1, 4096, default=64, doc="Size of the latent vector z."),
+                        "latent_dim": IntField(1, 4096, default=64, doc="Size of the whole-segment latent (all of z without span latents)."),
                         "beta": FloatField(0, 100, default=1.0, doc="Weight of the KL term of the VAE loss, as in beta-VAE."),
                         "encoder_filters": ListField(
                             IntField(1, 4096, doc="Filters of one encoder conv block."),
@@ -338,7 +338,7 @@ SCHEMA = Section(
                             4096,
                             default=0,
                             doc="Size of each time span's latent (one span per 2**len(encoder_filters) frames), "
-                            "taken from the end of z; 0 keeps one whole-segment z.",
+                            "appended to z after the latent_dim whole-segment entries; 0 keeps one whole-segment z.",
                         ),
                         "condition_dim": IntField(
                             1, 4096, default=32, doc="Size of the chromatic-mode condition embedding."

@@ -112,9 +112,9 @@ def model_settings(model, num_steps: int | None = None) -> dict:
             "timesteps": [int(t) for t in scheduler.timesteps(steps)],
             "stochastic": bool(model.is_stochastic(scheduler)),
         }
-    if hasattr(model, "latent_dim"):
+    if hasattr(model, "z_dim"):
         settings["vae"] = {
-            "latent_dim": model.latent_dim,
+            "z_dim": model.z_dim,
             "temperature": float(model.temperature),
             "decoding": model.decoding,
             "threshold": float(model.threshold),
@@ -231,7 +231,7 @@ def _vae_encode_function(model) -> ExportFunction:
         inputs=(roll, *CONDITION_SPECS),
         outputs=("z_mean", "z_log_var"),
         body=body,
-        description=f"posterior of a piano roll under a condition: z_mean, z_log_var [batch, {model.latent_dim}]",
+        description=f"posterior of a piano roll under a condition: z_mean, z_log_var [batch, {model.z_dim}]",
     )
 
 
@@ -241,7 +241,7 @@ def _vae_decode_function(model) -> ExportFunction:
         decoded = model.decoder({"latent": latent, "condition": condition})
         return {"note_probabilities": ops.sigmoid(decoded["note_logits"]), "velocity": decoded["velocity"]}
 
-    latent = TensorSpec("latent", (None, model.latent_dim), "float32", "latent vector (prior: N(0, I))")
+    latent = TensorSpec("latent", (None, model.z_dim), "float32", "latent vector (prior: N(0, I))")
     return ExportFunction(
         name="decode",
         inputs=(latent, *CONDITION_SPECS),

@@ -127,7 +127,7 @@ def sample_vae(export_dir, manifest, modes, rebracketing, seed, temperature=None
     """Latents from the prior (portable noise), decoded by the exported ``decode``."""
     vae = manifest["settings"]["vae"]
     temperature = vae["temperature"] if temperature is None else float(temperature)
-    latent = portable_normal(seed, 0, (len(modes), vae["latent_dim"])) * np.float32(temperature)
+    latent = portable_normal(seed, 0, (len(modes), vae["z_dim"])) * np.float32(temperature)
     probabilities, velocity = load_function(export_dir, manifest, "decode")(latent, modes, rebracketing)
     sounding = notes_from_probabilities(
         probabilities, vae["decoding"] if decoding is None else decoding, vae["threshold"] if threshold is None else threshold, seed

@@ -185,7 +185,7 @@ class LatentSearch:
         self.decode_kwargs = decode_kwargs
 
     def initial(self, count: int, rng: np.random.Generator) -> np.ndarray:
-        return (rng.standard_normal((count, self.vae.latent_dim)) * self.temperature).astype(np.float32)
+        return (rng.standard_normal((count, self.vae.z_dim)) * self.temperature).astype(np.float32)
 
     def breed(self, genomes, fitness, count: int, rng: np.random.Generator, settings: EvolutionSettings) -> np.ndarray:
         first = genomes[tournament(fitness, count, settings.tournament_size, rng)]
@@ -311,7 +311,7 @@ def search_for(generator, target, roll_spec=None, **generate_kwargs):
         if roll_spec is None:
             raise ModelInputError("search_for: a token generator's search needs roll_spec (the scorer's piano-roll grid).")
         return TokenSearch(generator, target, roll_spec, **generate_kwargs)
-    if hasattr(generator, "decode") and hasattr(generator, "latent_dim"):
+    if hasattr(generator, "decode") and hasattr(generator, "z_dim"):
         temperature = generate_kwargs.pop("temperature", None)
         return LatentSearch(generator, target, temperature=temperature, **generate_kwargs)
     if hasattr(generator, "generate") and hasattr(generator, "roll_spec"):

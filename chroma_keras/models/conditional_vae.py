@@ -13,7 +13,7 @@ from chroma_keras.errors import ModelInputError
 from chroma_keras.generation.portable_noise import NOISE_MODES, portable_normal
 from chroma_keras.layers import ChromaticConditionEmbedding, Reparameterization
 from chroma_keras.models.pianoroll_generator import PianoRollGeneratorMixin
-from chroma_keras.models.pianoroll_vae_config import split_latent_dim
+from chroma_keras.models.pianoroll_vae_config import z_layout
 from chroma_keras.models.pianoroll_vae_decoder import PianoRollVAEDecoder
 from chroma_keras.models.pianoroll_vae_encoder import PianoRollVAEEncoder
 from chroma_keras.training.kl_annealing import KL_SCHEDULES, kl_annealing_factor
@@ -77,13 +77,13 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         num_frames: piano-roll width.
         lowest_pitch: MIDI pitch of row 0 (used to write MIDI).
         frames_per_second: time resolution (used to write MIDI).
-        latent_dim: size of z.
+        latent_dim: size of the whole-segment latent.
         condition_dim: size of the condition vector.
         encoder_filters: channels of the encoder's conv blocks.
         hidden_dim: width of the dense layers.
         span_latent_dim: size of each time span's latent (one span per
-            ``2 ** len(encoder_filters)`` frames), taken from the end of z;
-            0 keeps a single whole-segment z.
+            ``2 ** len(encoder_filters)`` frames), appended to z after the
+            whole-segment latent; 0 keeps a single whole-segment z.
         beta: weight of the KL term after annealing.
         condition_dropout: per-axis condition dropout in training.
         velocity_loss_weight: weight of the velocity term.
@@ -99,7 +99,8 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
 
     Returns:
         dict with ``note_logits``, ``velocity`` ``[batch, pitches, frames]`` and
-        ``z_mean``, ``z_log_var`` ``[batch, latent_dim]``.
+        ``z_mean``, ``z_log_var`` ``[batch, z_dim]``, where ``z_dim = latent_dim +
+        num_spans * span_latent_dim`` (the model's ``z_dim`` attribute).
 
     Example:
     >>> import chroma_keras as ck
@@ -166,6 +167,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         self.lowest_pitch = int(lowest_pitch)
         self.frames_per_second = float(frames_per_second)
         self.latent_dim = int(latent_dim)
+        self.z_dim, self.num_spans = z_layout(latent_dim, span_latent_dim, num_frames, encoder_filters)
         self.condition_dim = int(condition_dim)
         self.encoder_filters = tuple(int(f) for f in encoder_filters)
         self.hidden_dim = int(hidden_dim)
@@ -315,7 +317,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             rebracketing: rebracketing values (see :func:`conditioning.condition_arrays`).
 
         Returns:
-            ``(z_mean, z_log_var)`` as NumPy arrays ``[batch, latent_dim]``.
+            ``(z_mean, z_log_var)`` as NumPy arrays ``[batch, z_dim]``.
         """
         rolls = self._check_rolls(piano_rolls)
         _, cond = self._condition_inputs(condition, len(rolls), rebracketing)
@@ -335,7 +337,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         """Decode latent vectors into piano rolls.
 
         Args:
-            latents: array ``[batch, latent_dim]``.
+            latents: array ``[batch, z_dim]``.
             condition: one condition or one per latent.
             rebracketing: rebracketing values.
             threshold: note-probability threshold for ``decoding="threshold"``
@@ -350,8 +352,8 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             (and the probabilities when asked).
         """
         z = np.asarray(latents, dtype=np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ModelInputError(f"latents must have shape [batch, {self.latent_dim}]. Received: shape={z.shape}")
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ModelInputError(f"latents must have shape [batch, {self.z_dim}]. Received: shape={z.shape}")
         _, cond = self._condition_inputs(condition, len(z), rebracketing)
         decoded = self.decoder({"latent": ops.convert_to_tensor(z), "condition": cond})
         probabilities = keras.ops.convert_to_numpy(ops.sigmoid(decoded["note_logits"]))
@@ -379,14 +381,9 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         if noise == "portable":
             if seed is None:
                 raise ModelInputError("noise='portable' needs an integer seed. Received: seed=None")
-            return portable_normal(seed, 0, (num_samples, self.latent_dim)) * np.float32(temperature)
-        z = keras.random.normal((num_samples, self.latent_dim), seed=seed)
+            return portable_normal(seed, 0, (num_samples, self.z_dim)) * np.float32(temperature)
+        z = keras.random.normal((num_samples, self.z_dim), seed=seed)
         return keras.ops.convert_to_numpy(z) * float(temperature)
-
-    @property
-    def num_spans(self):
-        """How many time spans have their own latent (0 without ``span_latent_dim``)."""
-        return split_latent_dim(self.latent_dim, self.span_latent_dim, self.num_frames, self.encoder_filters)[1]
 
     def span_latent_slice(self, span):
         """The entries of z that hold time span ``span`` (frames
@@ -395,7 +392,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             raise ModelInputError("this model has no per-span latents; build it with model.vae.span_latent_dim > 0.")
         if not 0 <= int(span) < self.num_spans:
             raise ModelInputError(f"span must be in [0, {self.num_spans}). Received: span={span}")
-        start = self.latent_dim - (self.num_spans - int(span)) * self.span_latent_dim
+        start = self.latent_dim + int(span) * self.span_latent_dim
         return slice(start, start + self.span_latent_dim)
 
     def resample_spans(self, latents, spans, seed=None, temperature=1.0):
@@ -406,17 +403,17 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         while the chosen spans get new material: "regenerate bars 5-8".
 
         Args:
-            latents: array ``[batch, latent_dim]`` (e.g. from :meth:`encode`).
+            latents: array ``[batch, z_dim]`` (e.g. from :meth:`encode`).
             spans: indices of the spans to redraw.
             seed: seed of the NumPy draw.
             temperature: standard deviation of the draw.
 
         Returns:
-            a new array ``[batch, latent_dim]``.
+            a new array ``[batch, z_dim]``.
         """
         z = np.array(latents, dtype=np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ModelInputError(f"latents must have shape [batch, {self.latent_dim}]. Received: shape={z.shape}")
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ModelInputError(f"latents must have shape [batch, {self.z_dim}]. Received: shape={z.shape}")
         rng = np.random.default_rng(seed)
         for span in spans:
             part = self.span_latent_slice(span)

@@ -10,18 +10,13 @@ def num_time_spans(num_frames, filters):
     return int(num_frames) // 2 ** len(filters)
 
 
-def split_latent_dim(latent_dim, span_latent_dim, num_frames, filters):
-    """``(global_dim, spans)``: how z of size ``latent_dim`` divides into a whole-segment part
-    and ``spans`` per-span parts of ``span_latent_dim`` each (z = [global, span_0, span_1, ...])."""
+def z_layout(latent_dim, span_latent_dim, num_frames, filters):
+    """``(z_dim, spans)``: z holds the whole-segment latent (``latent_dim`` entries) followed by
+    ``spans`` per-span latents of ``span_latent_dim`` each (z = [segment, span_0, span_1, ...])."""
+    if int(span_latent_dim) < 0:
+        raise ModelInputError(f"span_latent_dim must be >= 0. Received: span_latent_dim={span_latent_dim}")
     spans = num_time_spans(num_frames, filters) if span_latent_dim else 0
-    global_dim = int(latent_dim) - spans * int(span_latent_dim)
-    if span_latent_dim < 0 or global_dim < 1:
-        raise ModelInputError(
-            f"latent_dim must exceed span_latent_dim x time spans ({span_latent_dim} x {spans} = "
-            f"{spans * span_latent_dim}; one span per {2 ** len(filters)} frames) so that z keeps a "
-            f"whole-segment part. Received: latent_dim={latent_dim}, span_latent_dim={span_latent_dim}"
-        )
-    return global_dim, spans
+    return int(latent_dim) + spans * int(span_latent_dim), spans
 
 
 class PianoRollVAEConfigMixin:

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from chroma_keras.models.pianoroll_vae_config import PianoRollVAEConfigMixin, split_latent_dim
+from chroma_keras.models.pianoroll_vae_config import PianoRollVAEConfigMixin, z_layout
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
@@ -27,14 +27,14 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
     Args:
         num_pitches: piano-roll height; divisible by ``2 ** len(filters)``.
         num_frames: piano-roll width; divisible by ``2 ** len(filters)``.
-        latent_dim: size of z.
+        latent_dim: size of the whole-segment latent.
         condition_dim: size of the condition vector.
         filters: channels of the encoder's conv blocks (used in reverse).
         hidden_dim: width of the first dense layer.
         span_latent_dim: size of each time span's latent; 0 for one whole-segment z.
 
     Call arguments:
-        inputs: dict with ``"latent"`` ``[batch, latent_dim]`` and
+        inputs: dict with ``"latent"`` ``[batch, latent_dim + spans * span_latent_dim]`` and
             ``"condition"`` ``[batch, condition_dim]``.
 
     Returns:
@@ -43,7 +43,7 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
     """
 
     def __init__(self, num_pitches, num_frames, latent_dim, condition_dim, filters=(32, 64, 128), hidden_dim=256, span_latent_dim=0, **kwargs):
-        global_dim, spans = split_latent_dim(latent_dim, span_latent_dim, num_frames, filters)
+        z_dim, spans = z_layout(latent_dim, span_latent_dim, num_frames, filters)
         scale = 2 ** len(filters)
         grid = (num_pitches // scale, num_frames // scale, filters[-1])
         # === Layers ===
@@ -59,14 +59,14 @@ class PianoRollVAEDecoder(PianoRollVAEConfigMixin, keras.Model):
         velocity_conv = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="velocity_conv")
 
         # === Functional Model ===
-        latent_input = keras.Input((latent_dim,), name="latent")
+        latent_input = keras.Input((z_dim,), name="latent")
         condition_input = keras.Input((condition_dim,), name="condition")
-        segment_latent = latent_input[:, :global_dim] if spans else latent_input
+        segment_latent = latent_input[:, :latent_dim] if spans else latent_input
         x = keras.layers.Concatenate(name="join_condition")([segment_latent, condition_input])
         h = hidden(x)
         x = keras.layers.Reshape(grid, name="to_grid_shape")(to_grid(h))
         if spans:
-            span_columns, span_rows = _span_decoder(latent_input[:, global_dim:], h, grid, spans, span_latent_dim, num_pitches, num_frames, hidden_dim)
+            span_columns, span_rows = _span_decoder(latent_input[:, latent_dim:], h, grid, spans, span_latent_dim, num_pitches, num_frames, hidden_dim)
             x = keras.layers.Add(name="add_span_columns")([x, span_columns])
         for block in deconv_blocks:
             x = block(x)

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from chroma_keras.data import keys
-from chroma_keras.models.pianoroll_vae_config import PianoRollVAEConfigMixin, split_latent_dim
+from chroma_keras.models.pianoroll_vae_config import PianoRollVAEConfigMixin, z_layout
 
 
 @keras.saving.register_keras_serializable(package="chroma_keras")
@@ -19,17 +19,17 @@ class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
     which frames (rhythm) a segment uses at full resolution, which the strided
     convolutions only pass on mixed into coarse cells.
 
-    With ``span_latent_dim > 0`` the last ``spans * span_latent_dim`` entries of
-    z are per-time-span latents, one span per column of the coarsest conv grid
+    With ``span_latent_dim > 0``, z is followed by ``spans * span_latent_dim``
+    entries of per-time-span latents, one span per column of the coarsest conv grid
     (16 frames for four blocks). A dense stack shared by all spans reads each
     span's grid column, its own pitch and time profiles and the whole-segment
-    hidden state, and gives that span's posterior; the first entries of z stay
-    the whole-segment latent.
+    hidden state, and gives that span's posterior; the first ``latent_dim``
+    entries stay the whole-segment latent.
 
     Args:
         num_pitches: piano-roll height; divisible by ``2 ** len(filters)``.
         num_frames: piano-roll width; divisible by ``2 ** len(filters)``.
-        latent_dim: size of z.
+        latent_dim: size of the whole-segment latent.
         condition_dim: size of the condition vector.
         filters: channels of each conv block.
         hidden_dim: width of the dense layer before the posterior heads.
@@ -40,11 +40,11 @@ class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
             and ``"condition"`` ``[batch, condition_dim]``.
 
     Returns:
-        dict with ``"z_mean"`` and ``"z_log_var"``, each ``[batch, latent_dim]``.
+        dict with ``"z_mean"`` and ``"z_log_var"``, each ``[batch, latent_dim + spans * span_latent_dim]``.
     """
 
     def __init__(self, num_pitches, num_frames, latent_dim, condition_dim, filters=(32, 64, 128), hidden_dim=256, span_latent_dim=0, **kwargs):
-        global_dim, spans = split_latent_dim(latent_dim, span_latent_dim, num_frames, filters)
+        _, spans = z_layout(latent_dim, span_latent_dim, num_frames, filters)
         # === Layers ===
         conv_blocks = [
             keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="silu", name=f"conv_{i}")
@@ -55,9 +55,9 @@ class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
         pitch_profile = keras.layers.GlobalAveragePooling1D(data_format="channels_first", name="pitch_profile")
         time_profile = keras.layers.GlobalAveragePooling1D(data_format="channels_last", name="time_profile")
         hidden = keras.layers.Dense(hidden_dim, activation="silu", name="hidden")
-        mean_head = keras.layers.Dense(global_dim, name="z_mean")
+        mean_head = keras.layers.Dense(latent_dim, name="z_mean")
         # Starts near log_var = 0 so early KL terms are moderate.
-        log_var_head = keras.layers.Dense(global_dim, kernel_initializer="zeros", name="z_log_var")
+        log_var_head = keras.layers.Dense(latent_dim, kernel_initializer="zeros", name="z_log_var")
 
         # === Functional Model ===
         roll_input = keras.Input((num_pitches, num_frames), name=keys.PIANO_ROLL)

@@ -43,7 +43,7 @@ def _run_runner(export_dir, out, *extra):
 
 
 def _live(model):
-    if hasattr(model, "latent_dim"):
+    if hasattr(model, "z_dim"):
         z = model.sample_latents(NUM, seed=SEED, temperature=model.temperature, noise="portable")
         rolls, probabilities = model.decode(z, "Red", return_probabilities=True, seed=SEED)
         assert np.array_equal(rolls, model.generate("Red", NUM, seed=SEED, noise="portable"))

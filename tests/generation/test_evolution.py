@@ -34,7 +34,7 @@ TINY_DIFFUSION = {
 class _IdentityDecoder:
     """A 'VAE' whose decoder returns the latent, so fitness is a closed form of the genome."""
 
-    latent_dim = 4
+    z_dim = 4
     temperature = 1.0
 
     def decode(self, latents, condition, seed=0):
@@ -134,7 +134,7 @@ def test_evolving_vae_latents_raises_the_scorers_chromatic_match(tiny_vae, train
     assert len(result.best) == 2 and result.best[0].fitness >= result.best[1].fitness
     # A written-out genome reproduces its candidate: decode the latent and score it again.
     top = result.best[0]
-    assert top.genome["search"] == "latent" and len(top.genome["latent"]) == 4
+    assert top.genome["search"] == "latent" and len(top.genome["latent"]) == tiny_vae.z_dim
     fitness = ChromaticFitness(trained_scorer, "Green", tiny_vae.roll_spec())
     rolls = tiny_vae.decode(np.array([top.genome["latent"]], np.float32), "Green", seed=0)
     np.testing.assert_allclose(fitness(rolls)[0], top.fitness, atol=1e-5)

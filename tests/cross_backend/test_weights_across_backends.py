@@ -11,8 +11,16 @@ from chroma_keras.data import keys
 from chroma_keras.models import ConditionalVAE
 
 ALL_BACKENDS = ("jax", "tensorflow", "torch")
+# With span latents, as the cvae_chromatic preset: 4 spans of 4 frames, z = 6 + 4 x 2 entries.
 CONFIG = dict(
-    num_pitches=16, num_frames=16, latent_dim=6, condition_dim=8, encoder_filters=[4, 8], hidden_dim=16, seed=3
+    num_pitches=16,
+    num_frames=16,
+    latent_dim=6,
+    span_latent_dim=2,
+    condition_dim=8,
+    encoder_filters=[4, 8],
+    hidden_dim=16,
+    seed=3,
 )
 
 LOADER = """
@@ -46,7 +54,7 @@ def test_weights_load_under_every_other_backend(tmp_path, backend, run_in_backen
     model.fit({keys.PIANO_ROLL: rolls, **conds}, batch_size=4, epochs=1, verbose=0)  # weights away from their init
     weights = tmp_path / f"cvae_{backend}.weights.h5"
     model.save_weights(weights)
-    latent = rng.normal(size=(8, 6)).astype("float32")
+    latent = rng.normal(size=(8, model.z_dim)).astype("float32")
     condition = model.condition_embedding(conds[keys.MODES], conds[keys.REBRACKETING])
     out = model.decoder({"latent": keras.ops.convert_to_tensor(latent), "condition": condition})
     encoded = model.encoder({keys.PIANO_ROLL: keras.ops.convert_to_tensor(rolls), "condition": condition})

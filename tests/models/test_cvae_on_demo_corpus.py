@@ -34,10 +34,10 @@ def test_cvae_learns_the_demo_corpus_and_its_conditions(tmp_path):
     songs = {k: set(d.source.song_ids()) for k, d in datasets.items()}
     assert not songs["train"] & songs["validation"] and not songs["train"] & songs["test"]
     val = history.history["val_reconstruction_loss"]
-    # The full-size preset falls by over 50% (zoo/cvae_chromatic/README.md). This small run (two time spans)
-    # fell by 47% (jax 498 -> 265), 45% (tensorflow) and 49% (torch) on 2026-12-03 (40% without span latents
-    # and with the old +-2 transposition) and must fall by 38% from its own first epoch.
-    assert val[-1] < 0.62 * val[0], val
+    # The full-size preset falls by 32% in 30 epochs (zoo/cvae_chromatic/README.md); this small run fell by
+    # 40% (jax, tensorflow) and 38% (torch) on 2026-12-02 (jax 490 -> 293) and must fall by 35% from its own
+    # first epoch.
+    assert val[-1] < 0.65 * val[0], val
     # The trained model writes non-empty rolls for a colour it saw.
     rolls = model.generate(condition="Orange", num_samples=4, seed=0)
     assert rolls.shape == (4, 64, 32) and (rolls > 0).any()

@@ -351,9 +351,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             piano rolls ``[batch, pitches, frames]`` with velocities in [0, 1]
             (and the probabilities when asked).
         """
-        z = np.asarray(latents, dtype=np.float32)
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ModelInputError(f"latents must have shape [batch, {self.z_dim}]. Received: shape={z.shape}")
+        z = self._check_latents(latents)
         _, cond = self._condition_inputs(condition, len(z), rebracketing)
         decoded = self.decoder({"latent": ops.convert_to_tensor(z), "condition": cond})
         probabilities = keras.ops.convert_to_numpy(ops.sigmoid(decoded["note_logits"]))
@@ -385,6 +383,13 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         z = keras.random.normal((num_samples, self.z_dim), seed=seed)
         return keras.ops.convert_to_numpy(z) * float(temperature)
 
+    def _check_latents(self, latents):
+        """``latents`` as a float32 array ``[batch, z_dim]``, or a clear error."""
+        z = np.asarray(latents, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ModelInputError(f"latents must have shape [batch, {self.z_dim}]. Received: shape={z.shape}")
+        return z
+
     def span_latent_slice(self, span):
         """The entries of z that hold time span ``span`` (frames
         ``span * num_frames // num_spans`` onwards) as a ``slice``."""
@@ -411,9 +416,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         Returns:
             a new array ``[batch, z_dim]``.
         """
-        z = np.array(latents, dtype=np.float32)
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ModelInputError(f"latents must have shape [batch, {self.z_dim}]. Received: shape={z.shape}")
+        z = self._check_latents(latents).copy()
         rng = np.random.default_rng(seed)
         for span in spans:
             part = self.span_latent_slice(span)

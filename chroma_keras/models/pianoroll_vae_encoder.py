@@ -66,13 +66,14 @@ class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
         for block in conv_blocks:
             x = block(x)
         grid = x
+        frame_means = time_profile(roll_input)
         x = keras.layers.Concatenate(name="join_condition")(
-            [flatten(grid), pitch_profile(roll_input), time_profile(roll_input), condition_input]
+            [flatten(grid), pitch_profile(roll_input), frame_means, condition_input]
         )
         h = hidden(x)
         z_mean, z_log_var = mean_head(h), log_var_head(h)
         if spans:
-            span_mean, span_log_var = _span_posterior(roll_input, grid, h, spans, span_latent_dim, hidden_dim)
+            span_mean, span_log_var = _span_posterior(roll_input, frame_means, grid, h, spans, span_latent_dim, hidden_dim)
             z_mean = keras.layers.Concatenate(name="join_span_means")([z_mean, span_mean])
             z_log_var = keras.layers.Concatenate(name="join_span_log_vars")([z_log_var, span_log_var])
         outputs = {"z_mean": z_mean, "z_log_var": z_log_var}
@@ -82,8 +83,9 @@ class PianoRollVAEEncoder(PianoRollVAEConfigMixin, keras.Model):
         self._store_grid_config(num_pitches, num_frames, latent_dim, condition_dim, filters, hidden_dim, span_latent_dim)
 
 
-def _span_posterior(roll, grid, hidden, spans, span_latent_dim, hidden_dim):
-    """Per-span posterior heads, flattened to ``[batch, spans * span_latent_dim]`` each."""
+def _span_posterior(roll, frame_means, grid, hidden, spans, span_latent_dim, hidden_dim):
+    """Per-span posterior heads, flattened to ``[batch, spans * span_latent_dim]`` each.
+    ``frame_means`` is the roll's time profile ``[batch, num_frames]``, cut here into spans."""
     num_pitches, num_frames = roll.shape[1], roll.shape[2]
     span_frames = num_frames // spans
     # Grid [batch, grid_pitches, spans, channels] -> one feature row per span.
@@ -91,7 +93,7 @@ def _span_posterior(roll, grid, hidden, spans, span_latent_dim, hidden_dim):
     columns = keras.layers.Reshape((spans, grid.shape[1] * grid.shape[3]), name="span_column_features")(columns)
     cells = keras.layers.Reshape((num_pitches, spans, span_frames), name="span_cells")(roll)
     pitch_profile = keras.layers.Permute((2, 1), name="span_pitch_profile")(ops.mean(cells, axis=-1))
-    time_profile = keras.layers.Reshape((spans, span_frames), name="span_time_profile")(ops.mean(roll, axis=1))
+    time_profile = keras.layers.Reshape((spans, span_frames), name="span_time_profile")(frame_means)
     context = keras.layers.RepeatVector(spans, name="segment_context")(hidden)
     x = keras.layers.Concatenate(name="span_features")([columns, pitch_profile, time_profile, context])
     x = keras.layers.Dense(hidden_dim, activation="silu", name="span_hidden")(x)

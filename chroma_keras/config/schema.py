@@ -340,6 +340,11 @@ SCHEMA = Section(
                             doc="Size of each time span's latent (one span per 2**len(encoder_filters) frames), "
                             "appended to z after the latent_dim whole-segment entries; 0 keeps one whole-segment z.",
                         ),
+                        "condition_on_transposition": BoolField(
+                            default=False,
+                            doc="Add the training batch's transposition (semitones) to the condition, so the "
+                            "latent need not carry the register shift; generate(transpose=) then moves the register.",
+                        ),
                         "condition_dim": IntField(
                             1, 4096, default=32, doc="Size of the chromatic-mode condition embedding."
                         ),

@@ -16,6 +16,7 @@ AUDIO = "audio"  # float32 [batch, samples] at preprocessing.audio.sample_rate
 AUDIO_MASK = "audio_mask"  # float32 [batch, samples], 1 = real sample
 TEXT_IDS = "text_ids"  # int32 [batch, max_text_length], UTF-8 byte + 1 or WordPiece ids (0 = padding)
 TEXT_MASK = "text_mask"  # float32 [batch, max_text_length]
+TRANSPOSITION = "transposition"  # float32 [batch], semitones an augmentation moved the piano roll by (0 = as written)
 MODALITY_MASK = "modality_mask"  # float32 [batch, len(MODALITIES)]
 AUDIO_EMBEDDING = "audio_embedding"  # float32 [batch, dim], precomputed (e.g. CLAP) instead of raw audio
 TEXT_EMBEDDING = "text_embedding"  # float32 [batch, dim], precomputed instead of text ids

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -244,10 +245,12 @@ class MultimodalDataset(keras.utils.PyDataset):
 
             spec = AugmentationSpec.from_config(config)
             transpose = spec.transpose_semitones
-            # Rolls are transposed as arrays (cheap); anything else is applied to the MIDI bytes.
-            if spec.velocity_jitter or spec.quantize_steps_per_quarter or (tokenizer is not None and transpose):
-                midi_augment = spec
-                transpose = 0
+            # Rolls are transposed as arrays (cheap, and the batch can report each row's shift under
+            # keys.TRANSPOSITION); anything else is applied to the MIDI bytes.
+            if tokenizer is not None and transpose:
+                midi_augment, transpose = spec, 0
+            elif spec.velocity_jitter or spec.quantize_steps_per_quarter:
+                midi_augment = dataclasses.replace(spec, transpose_semitones=0)
         if "audio" in chosen:
             from chroma_keras.preprocessing.audio import AudioSpec
             from chroma_keras.preprocessing.audio_augment import AudioAugmenter
@@ -363,6 +366,7 @@ class MultimodalDataset(keras.utils.PyDataset):
                 except DataError as exc:
                     self._mask("midi", exc)
             out[keys.PIANO_ROLL] = roll.astype(np.float32)
+            out[keys.TRANSPOSITION] = np.float32(0.0)  # set per row by the training augmentation
         else:
             from chroma_keras.preprocessing.midi_tokens import tokenize_midi_bytes
 
@@ -412,6 +416,7 @@ class MultimodalDataset(keras.utils.PyDataset):
             rng = np.random.default_rng([self.seed, 7, self.epoch, int(positions[0])])
             shifts = rng.integers(-plan.transpose_semitones, plan.transpose_semitones + 1, size=len(positions))
             batch[keys.PIANO_ROLL] = transpose_piano_rolls(batch[keys.PIANO_ROLL], shifts)
+            batch[keys.TRANSPOSITION] = shifts.astype(np.float32)
         if plan.audio_augmenter is not None and keys.AUDIO in batch:
             waves = batch[keys.AUDIO].copy()
             for row, position in enumerate(positions):

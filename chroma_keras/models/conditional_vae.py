@@ -19,6 +19,7 @@ from chroma_keras.models.pianoroll_vae_encoder import PianoRollVAEEncoder
 from chroma_keras.training.kl_annealing import KL_SCHEDULES, kl_annealing_factor
 
 DECODINGS = ("expected_count", "threshold", "bernoulli")
+SEMITONES_PER_OCTAVE = 12.0  # scale of the transposition condition
 
 
 def notes_from_probabilities(probabilities, decoding="expected_count", threshold=0.5, seed=None):
@@ -84,6 +85,9 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         span_latent_dim: size of each time span's latent (one span per
             ``2 ** len(encoder_filters)`` frames), appended to z after the
             whole-segment latent; 0 keeps a single whole-segment z.
+        condition_on_transposition: add a learned direction times the batch's
+            ``keys.TRANSPOSITION`` (semitones / 12, 0 when the key is absent) to the
+            condition, so the latent need not explain a training transposition.
         beta: weight of the KL term after annealing.
         condition_dropout: per-axis condition dropout in training.
         velocity_loss_weight: weight of the velocity term.
@@ -94,7 +98,8 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         seed: seed of the model's random layers.
 
     Call arguments:
-        inputs: dict with ``keys.PIANO_ROLL``, ``keys.MODES``, ``keys.REBRACKETING``.
+        inputs: dict with ``keys.PIANO_ROLL``, ``keys.MODES``, ``keys.REBRACKETING``
+            (and optionally ``keys.TRANSPOSITION``).
         training: sample z and apply condition dropout when True.
 
     Returns:
@@ -119,6 +124,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         encoder_filters=(32, 64, 128),
         hidden_dim=256,
         span_latent_dim=0,
+        condition_on_transposition=False,
         beta=1.0,
         condition_dropout=0.1,
         velocity_loss_weight=1.0,
@@ -155,6 +161,11 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         )
         self.reparameterization = Reparameterization(seed=None if seed is None else seed + 1, name="reparameterization")
         self.condition_embedding.build()
+        self.transposition_projection = None
+        if condition_on_transposition:
+            # No bias: transposition 0 (generation, validation, exports) leaves c unchanged.
+            self.transposition_projection = keras.layers.Dense(condition_dim, use_bias=False, name="transposition_projection")
+            self.transposition_projection.build((None, 1))
         self.kl_step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="kl_step")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
@@ -172,6 +183,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         self.encoder_filters = tuple(int(f) for f in encoder_filters)
         self.hidden_dim = int(hidden_dim)
         self.span_latent_dim = int(span_latent_dim)
+        self.condition_on_transposition = bool(condition_on_transposition)
         self.beta = float(beta)
         self.condition_dropout = float(condition_dropout)
         self.velocity_loss_weight = float(velocity_loss_weight)
@@ -187,8 +199,14 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
     # --- forward pass and loss -------------------------------------------------------------
 
     def condition_vector(self, inputs, training=False):
-        """The shared condition vector ``c`` for a batch dict holding MODES and REBRACKETING."""
-        return self.condition_embedding(inputs[keys.MODES], inputs[keys.REBRACKETING], training=training)
+        """The shared condition vector ``c`` for a batch dict holding MODES and REBRACKETING
+        (and TRANSPOSITION, used when the model conditions on it)."""
+        condition = self.condition_embedding(inputs[keys.MODES], inputs[keys.REBRACKETING], training=training)
+        shift = inputs.get(keys.TRANSPOSITION) if self.transposition_projection is not None else None
+        if shift is not None:
+            shift = ops.reshape(ops.cast(shift, "float32"), (-1, 1)) / SEMITONES_PER_OCTAVE
+            condition = condition + ops.cast(self.transposition_projection(shift), condition.dtype)
+        return condition
 
     def call(self, inputs, training=False):
         condition = self.condition_vector(inputs, training=training)
@@ -261,6 +279,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             encoder_filters=vae["encoder_filters"],
             hidden_dim=vae["hidden_dim"],
             span_latent_dim=vae["span_latent_dim"],
+            condition_on_transposition=vae["condition_on_transposition"],
             beta=vae["beta"],
             condition_dropout=vae["condition_dropout"],
             velocity_loss_weight=vae["velocity_loss_weight"],
@@ -289,6 +308,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             "model.vae.encoder_filters": list(self.encoder_filters),
             "model.vae.hidden_dim": self.hidden_dim,
             "model.vae.span_latent_dim": self.span_latent_dim,
+            "model.vae.condition_on_transposition": self.condition_on_transposition,
             "model.vae.beta": self.beta,
             "model.vae.condition_dropout": self.condition_dropout,
             "model.vae.velocity_loss_weight": self.velocity_loss_weight,
@@ -303,24 +323,46 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
 
     # --- inference helpers ----------------------------------------------------------------
 
-    def _condition_inputs(self, condition, num_samples, rebracketing):
+    def _transposition_array(self, transpose, num_samples):
+        """``transpose`` (one number or one per sample) as float32 ``[num_samples]``, or a clear error."""
+        shifts = np.asarray(transpose, dtype=np.float32)
+        if shifts.ndim == 0:
+            shifts = np.full(num_samples, shifts, np.float32)
+        if shifts.shape != (num_samples,) or not np.all(np.isfinite(shifts)):
+            raise ModelInputError(
+                f"transpose must be one finite number of semitones or one per sample ({num_samples}). "
+                f"Received: transpose={transpose!r}"
+            )
+        if self.transposition_projection is None and np.any(shifts != 0):
+            raise ModelInputError(
+                f"{self.name} was not trained with a transposition condition, so transpose= must be 0; "
+                "build it with model.vae.condition_on_transposition: true. "
+                f"Received: transpose={transpose!r}"
+            )
+        return shifts
+
+    def _condition_inputs(self, condition, num_samples, rebracketing, transpose=0):
         arrays = conditioning.condition_arrays(condition, num_samples, rebracketing)
+        arrays[keys.TRANSPOSITION] = self._transposition_array(transpose, num_samples)
         arrays = {k: ops.convert_to_tensor(v) for k, v in arrays.items()}
         return arrays, self.condition_vector(arrays)
 
-    def encode(self, piano_rolls, condition=None, rebracketing=None):
+    def encode(self, piano_rolls, condition=None, rebracketing=None, transpose=0):
         """Posterior mean and log-variance of piano rolls under a condition.
 
         Args:
             piano_rolls: array ``[batch, pitches, frames]`` (or one roll ``[pitches, frames]``).
             condition: one condition or one per roll (see :func:`conditioning.condition_arrays`).
             rebracketing: rebracketing values (see :func:`conditioning.condition_arrays`).
+            transpose: semitones the rolls are transposed by relative to their written
+                register (one number or one per roll); only for a model built with
+                ``condition_on_transposition``.
 
         Returns:
             ``(z_mean, z_log_var)`` as NumPy arrays ``[batch, z_dim]``.
         """
         rolls = self._check_rolls(piano_rolls)
-        _, cond = self._condition_inputs(condition, len(rolls), rebracketing)
+        _, cond = self._condition_inputs(condition, len(rolls), rebracketing, transpose)
         posterior = self.encoder({keys.PIANO_ROLL: ops.convert_to_tensor(rolls), "condition": cond})
         return keras.ops.convert_to_numpy(posterior["z_mean"]), keras.ops.convert_to_numpy(posterior["z_log_var"])
 
@@ -333,6 +375,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         decoding=None,
         seed=None,
         return_probabilities=False,
+        transpose=0,
     ):
         """Decode latent vectors into piano rolls.
 
@@ -346,13 +389,15 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
                 ``generation.sampling.decoding``), see :func:`notes_from_probabilities`.
             seed: seed of ``decoding="bernoulli"``.
             return_probabilities: also return the note probabilities.
+            transpose: register shift in semitones the decoder is asked for (one number
+                or one per latent); only for a model built with ``condition_on_transposition``.
 
         Returns:
             piano rolls ``[batch, pitches, frames]`` with velocities in [0, 1]
             (and the probabilities when asked).
         """
         z = self._check_latents(latents)
-        _, cond = self._condition_inputs(condition, len(z), rebracketing)
+        _, cond = self._condition_inputs(condition, len(z), rebracketing, transpose)
         decoded = self.decoder({"latent": ops.convert_to_tensor(z), "condition": cond})
         probabilities = keras.ops.convert_to_numpy(ops.sigmoid(decoded["note_logits"]))
         velocity = keras.ops.convert_to_numpy(decoded["velocity"])
@@ -433,6 +478,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
         rebracketing=None,
         decoding=None,
         noise="backend",
+        transpose=0,
     ):
         """Sample new piano rolls for a condition.
 
@@ -451,19 +497,24 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
                 :func:`notes_from_probabilities`; default: the preset's).
             noise: ``"backend"`` (``keras.random``) or ``"portable"`` (NumPy keyed by
                 the seed: what an export's ``sample.py`` draws, the same on every backend).
+            transpose: semitones to move the colour's register by (one number or one per
+                sample); only for a model built with ``model.vae.condition_on_transposition``.
 
         Returns:
             NumPy array ``[num_samples, pitches, frames]``, velocities in [0, 1].
         """
         conditioning.condition_arrays(condition, num_samples, rebracketing)  # validate before sampling
+        self._transposition_array(transpose, num_samples)
         temperature = self.temperature if temperature is None else temperature
         z = self.sample_latents(num_samples, seed=seed, temperature=temperature, noise=noise)
-        return self.decode(z, condition, rebracketing, threshold=threshold, decoding=decoding, seed=seed)
+        return self.decode(
+            z, condition, rebracketing, threshold=threshold, decoding=decoding, seed=seed, transpose=transpose
+        )
 
-    def reconstruct(self, piano_rolls, condition=None, rebracketing=None, threshold=None, decoding=None):
-        """Encode then decode (from the posterior mean) under the same condition."""
-        mean, _ = self.encode(piano_rolls, condition, rebracketing)
-        return self.decode(mean, condition, rebracketing, threshold=threshold, decoding=decoding)
+    def reconstruct(self, piano_rolls, condition=None, rebracketing=None, threshold=None, decoding=None, transpose=0):
+        """Encode then decode (from the posterior mean) under the same condition and transposition."""
+        mean, _ = self.encode(piano_rolls, condition, rebracketing, transpose)
+        return self.decode(mean, condition, rebracketing, threshold=threshold, decoding=decoding, transpose=transpose)
 
     # --- config ------------------------------------------------------------------------------
 
@@ -480,6 +531,7 @@ class ConditionalVAE(PianoRollGeneratorMixin, keras.Model):
             "encoder_filters": list(self.encoder_filters),
             "hidden_dim": self.hidden_dim,
             "span_latent_dim": self.span_latent_dim,
+            "condition_on_transposition": self.condition_on_transposition,
             "beta": self.beta,
             "condition_dropout": self.condition_dropout,
             "velocity_loss_weight": self.velocity_loss_weight,

@@ -51,14 +51,14 @@ def test_builtin_preset_loads_with_expected_values():
     assert config["name"] == "cvae_chromatic"
     assert config["model"]["generative"]["type"] == "vae"
     vae = config["model"]["vae"]
-    assert vae["latent_dim"] == 64 and vae["span_latent_dim"] == 0
+    assert vae["latent_dim"] == 64 and vae["span_latent_dim"] == 8 and vae["condition_on_transposition"] is True
     assert vae["encoder_filters"] == [16, 32, 64, 64]
     assert vae["kl_annealing"] == {"schedule": "linear", "warmup_steps": 400, "cycles": 1}
     roll = config["preprocessing"]["midi"]["piano_roll"]
     assert roll == {"lowest_pitch": 28, "num_pitches": 64, "frames_per_second": 8.0, "num_frames": 128}
     assert isinstance(roll["frames_per_second"], float)  # int in the YAML, converted
     assert config["preprocessing"]["midi"]["augmentations"] == {
-        "transpose_semitones": 2,
+        "transpose_semitones": 12,
         "velocity_jitter": 0.0,
         "quantize_steps_per_quarter": 0,
         "out_of_range": "fold",
@@ -163,8 +163,8 @@ def test_extends_builtin_parent_deep_merges(tmp_path):
     assert vae["beta"] == 1.0  # sibling kept from the parent
     assert vae["encoder_filters"] == [8, 16]  # list replaced, not merged
     assert vae["kl_annealing"] == {"schedule": "cyclical", "warmup_steps": 400, "cycles": 1}
-    assert config["preprocessing"]["midi"]["augmentations"]["transpose_semitones"] == 2
-    assert vae["span_latent_dim"] == 0  # sibling kept from the parent
+    assert config["preprocessing"]["midi"]["augmentations"]["transpose_semitones"] == 12
+    assert vae["span_latent_dim"] == 8  # sibling kept from the parent
     assert "extends" not in config
 
 
@@ -260,7 +260,7 @@ def test_apply_overrides_does_not_validate_or_mutate():
     out = apply_overrides(base, {"latent_dim": -1, "training.epochs": 2})
     assert out["model"]["vae"]["latent_dim"] == -1
     assert out["training"]["epochs"] == 2
-    assert base["model"]["vae"]["latent_dim"] == 64 and base["training"]["epochs"] == 30
+    assert base["model"]["vae"]["latent_dim"] == 64 and base["training"]["epochs"] == 100
     with pytest.raises(PresetError, match="latent_dim: out of range"):
         validate_config(out, source="save_to_preset")
 

@@ -132,6 +132,31 @@ def test_transposition_augments_training_batches_only(corpus, config):
     assert (augmented.sum(axis=1) <= plain.sum(axis=1) + 1e-6).all()
     validation = MultimodalDataset(corpus, config, split="validation", shuffle=False)
     assert not validation.augment and not validation.shuffle
+    assert (validation[0][0][keys.TRANSPOSITION] == 0).all()
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.2])
+def test_training_batches_report_each_rows_transposition(corpus, config, jitter):
+    from chroma_keras.data.pianoroll_dataset import transpose_piano_rolls
+
+    config = load_preset_config("cvae_chromatic", {**OVERRIDES, "preprocessing.midi.augmentations.velocity_jitter": jitter})
+    limit = config["preprocessing"]["midi"]["augmentations"]["transpose_semitones"]
+    plain_ds = MultimodalDataset(corpus, config, split="train", shuffle=False, augment=False)
+    augmented_ds = MultimodalDataset(corpus, config, split="train", shuffle=False)
+    assert (plain_ds[0][0][keys.TRANSPOSITION] == 0).all()
+    seen = []
+    for index in range(len(augmented_ds)):
+        plain, batch = plain_ds[index][0][keys.PIANO_ROLL], augmented_ds[index][0]
+        shifts = batch[keys.TRANSPOSITION]
+        assert shifts.dtype == np.float32 and shifts.shape == (len(plain),)
+        assert (np.abs(shifts) <= limit).all() and (shifts == np.round(shifts)).all()
+        expected = transpose_piano_rolls(plain, shifts.astype(np.int64))
+        # The reported shift is the one applied (velocity jitter changes velocities, not which cells sound).
+        np.testing.assert_array_equal(batch[keys.PIANO_ROLL] > 0, expected > 0)
+        if not jitter:
+            np.testing.assert_array_equal(batch[keys.PIANO_ROLL], expected)
+        seen.extend(shifts.tolist())
+    assert len(set(seen)) > 3  # shifts differ between rows
 
 
 def test_require_skips_and_counts_segments_without_midi(corpus, config):

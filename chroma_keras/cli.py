@@ -308,6 +308,10 @@ def _cmd_generate(args) -> int:
     if not hasattr(model, "generate"):
         raise ModelInputError(f"generate: {args.model} is a {type(model).__name__}, not a generator.")
     generate_kwargs = _generate_kwargs(model, args, "generate")
+    if args.transpose is not None:
+        if not hasattr(model, "condition_on_transposition"):
+            raise ModelInputError(f"generate: --transpose applies to a conditional VAE; {args.model} is a {type(model).__name__}.")
+        generate_kwargs["transpose"] = args.transpose  # the model names the preset key when it lacks the condition
     condition = args.colour if args.colour is not None else args.modes
     audio = None if args.audio == "none" else args.audio
     index = write_samples(model, condition, args.out, num_samples=args.num_samples, seed=args.seed, audio=audio, **generate_kwargs)
@@ -516,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. generation.sampling.num_steps=20")
     _add_token_options(p)
     p.add_argument("--prompt", default=None, help="GPT: free-text prompt, e.g. 'a Red segment with high temporal complexity' (--colour / --modes override its modes)")
+    p.add_argument(
+        "--transpose",
+        type=float,
+        default=None,
+        help="VAE trained with model.vae.condition_on_transposition: move the colour's register by this many semitones",
+    )
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("evolve", help="evolve a generator's segments toward a target colour, with a scorer as fitness")

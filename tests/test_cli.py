@@ -123,6 +123,13 @@ def test_generate_writes_midi_images_audio_and_an_index(tmp_path, capsys):
     assert "exactly one of --colour" in capsys.readouterr().err
     assert main(["generate", "scorer_midi_only", "--colour", "Green", "--out", str(tmp_path / "x")]) == 2
     assert "not a generator" in capsys.readouterr().err
+    # --transpose reaches a VAE trained with the transposition condition (the preset's default) ...
+    assert main(["generate", "cvae_chromatic", "--colour", "Red", "--transpose", "5", "--num-samples", "1", "--out", str(tmp_path / "t"), "--audio", "none", *tiny]) == 0
+    assert json.loads((tmp_path / "t" / "index.json").read_text())["settings"]["transpose"] == 5.0
+    # ... and is a clear error for a VAE without it.
+    plain = [*tiny, "--set", "model.vae.condition_on_transposition=false"]
+    assert main(["generate", "cvae_chromatic", "--colour", "Red", "--transpose", "5", "--out", str(tmp_path / "y"), *plain]) == 2
+    assert "model.vae.condition_on_transposition" in capsys.readouterr().err
 
 
 def test_score_rates_midi_files_for_every_colour(tmp_path, capsys):

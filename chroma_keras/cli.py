@@ -159,6 +159,9 @@ def _cmd_evaluate_generation(args) -> int:
     scorer = zoo.from_preset(_model_path(args.scorer))
     generate_kwargs = _generate_kwargs(generator, args, "evaluate-generation")
     colours = args.colours.split(",") if args.colours else DEFAULT_COLOURS
+    guide = _guide_scorer(args, "evaluate-generation")
+    if guide is not None:
+        generate_kwargs.update(guide=guide, guide_scale=args.classifier_scale)
     report = colour_recognition(
         generator, scorer, colours=colours, samples_per_colour=args.samples_per_colour, seed=args.seed, **generate_kwargs
     )
@@ -181,6 +184,30 @@ def _cmd_evaluate_generation(args) -> int:
 # Options of `generate` / `evaluate-generation` that only one kind of generator reads.
 PIANO_ROLL_OPTIONS = {"num_steps": "--num-steps", "scheduler": "--scheduler", "guidance_scale": "--guidance-scale"}
 TOKEN_OPTIONS = {"prompt": "--prompt", "sampling": "--sampling", "max_length": "--max-length", "unconstrained": "--unconstrained"}
+
+
+def _guide_scorer(args, command: str):
+    """The scorer of ``--guide-scorer`` (classifier guidance), or None; ``--classifier-scale`` alone is an error."""
+    from chroma_keras import zoo
+    from chroma_keras.errors import ModelInputError
+
+    path = getattr(args, "guide_scorer", None)
+    if path is None:
+        if getattr(args, "classifier_scale", None) is not None:
+            raise ModelInputError(f"{command}: --classifier-scale needs --guide-scorer (the scorer whose gradients guide sampling).")
+        return None
+    if args.classifier_scale is None:
+        args.classifier_scale = 1.0
+    return zoo.from_preset(_model_path(path))
+
+
+def _add_classifier_guidance_options(p) -> None:
+    p.add_argument(
+        "--guide-scorer",
+        default=None,
+        help="diffusion: a trained scorer with a piano-roll MIDI encoder whose gradients steer sampling toward the colour (classifier guidance)",
+    )
+    p.add_argument("--classifier-scale", type=float, default=None, help="classifier-guidance step size (default: 1.0)")
 
 
 def _generate_kwargs(model, args, command: str) -> dict:
@@ -313,6 +340,13 @@ def _cmd_generate(args) -> int:
             raise ModelInputError(f"generate: --transpose applies to a conditional VAE; {args.model} is a {type(model).__name__}.")
         generate_kwargs["transpose"] = args.transpose  # the model names the preset key when it lacks the condition
     condition = args.colour if args.colour is not None else args.modes
+    guide = _guide_scorer(args, "generate")
+    if guide is not None:
+        from chroma_keras.evaluation.chromatic_consistency import check_accepts_classifier_guidance
+        from chroma_keras.generation.guidance import scorer_guidance
+
+        check_accepts_classifier_guidance(model)
+        generate_kwargs.update(classifier_guidance=scorer_guidance(guide, condition, model.roll_spec()), classifier_scale=args.classifier_scale)
     audio = None if args.audio == "none" else args.audio
     index = write_samples(model, condition, args.out, num_samples=args.num_samples, seed=args.seed, audio=audio, **generate_kwargs)
     label = condition if condition is not None else repr(args.prompt)
@@ -526,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="VAE trained with model.vae.condition_on_transposition: move the colour's register by this many semitones",
     )
+    _add_classifier_guidance_options(p)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("evolve", help="evolve a generator's segments toward a target colour, with a scorer as fitness")
@@ -598,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-steps", type=int, default=None, help="diffusion sampler steps (default: the preset's)")
     p.add_argument("--scheduler", choices=("ddim", "ddpm"), default=None, help="diffusion sampler (default: the preset's)")
     p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
+    _add_classifier_guidance_options(p)
     p.add_argument("--data", default=None, help="also score the real segments of this parquet, folder or 'demo', for reference")
     p.add_argument("--split", choices=("train", "validation", "test", "all"), default="test", help="split of --data scored")
     p.add_argument("--out", default=None, help="also write the markdown tables here")

@@ -64,6 +64,20 @@ def test_train_then_evaluate_generation(tmp_path, capsys):
     # The reference scores every real segment of the eight colours once (3 songs x 2 segments each, some without MIDI).
     counted = [int(line.split("|")[2]) for line in real.splitlines() if line.startswith("| ") and "%" in line]
     assert len(counted) == 8 and 8 * 4 <= sum(counted) <= 8 * 6
+    # Classifier guidance by a scorer on another pitch range (72 rows from MIDI 24 against the generator's 64 from 28).
+    guided = tmp_path / "guided.md"
+    guide = ["--guide-scorer", str(tmp_path / "sc" / "model"), "--classifier-scale", "2"]
+    assert main([*args, "--samples-per-colour", "1", "--num-steps", "3", "--colours", "Red,Violet", *guide, "--out", str(guided)]) == 0
+    assert "classifier_guide=scorer_midi_only, classifier_scale=2.0" in guided.read_text()
+    samples = tmp_path / "guided_samples"
+    assert main(["generate", str(tmp_path / "gen" / "model"), "--colour", "Red", "--num-samples", "1", "--set", "generation.sampling.num_steps=3", *guide, "--out", str(samples), "--audio", "none"]) == 0
+    import json
+
+    settings = json.loads((samples / "index.json").read_text())["settings"]
+    assert settings["classifier_guidance"] == "scorer_guidance(scorer_midi_only, 'Red')" and settings["classifier_scale"] == 2.0
+    capsys.readouterr()
+    assert main([*args, "--classifier-scale", "2"]) == 2
+    assert "--classifier-scale needs --guide-scorer" in capsys.readouterr().err
     # The generator is no scorer: a clear error, exit status 2.
     assert main(["evaluate-generation", str(tmp_path / "sc" / "model"), "--scorer", str(tmp_path / "gen" / "model")]) == 2
     assert "piano-roll MIDI encoder" in capsys.readouterr().err

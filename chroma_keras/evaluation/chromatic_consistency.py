@@ -89,6 +89,17 @@ class RecognitionReport:
         return "\n".join(lines)
 
 
+def check_time_axes(source: PianoRollSpec, target: PianoRollSpec) -> None:
+    """Raise a clear error unless a generator's grid ``source`` and a scorer's grid ``target``
+    share the time axis (frame rate and frame count); pitch rows may differ."""
+    if source.frames_per_second != target.frames_per_second or source.num_frames != target.num_frames:
+        raise ModelInputError(
+            "the scorer's piano roll must have the generator's time axis. Received: generator "
+            f"{source.num_frames} frames at {source.frames_per_second} fps, scorer {target.num_frames} frames at "
+            f"{target.frames_per_second} fps; set the scorer's preprocessing.midi.piano_roll to match."
+        )
+
+
 def fit_rolls_to_spec(rolls: np.ndarray, source: PianoRollSpec, target: PianoRollSpec) -> np.ndarray:
     """Re-place piano rolls on another grid with the same time axis: pitch rows are padded or cropped.
 
@@ -104,12 +115,7 @@ def fit_rolls_to_spec(rolls: np.ndarray, source: PianoRollSpec, target: PianoRol
     Raises:
         ModelInputError: when the time axes differ (frame rate or frame count).
     """
-    if source.frames_per_second != target.frames_per_second or source.num_frames != target.num_frames:
-        raise ModelInputError(
-            "the scorer's piano roll must have the generator's time axis. Received: generator "
-            f"{source.num_frames} frames at {source.frames_per_second} fps, scorer {target.num_frames} frames at "
-            f"{target.frames_per_second} fps; set the scorer's preprocessing.midi.piano_roll to match."
-        )
+    check_time_axes(source, target)
     rolls = np.asarray(rolls, np.float32)
     out = np.zeros((rolls.shape[0], target.num_pitches, target.num_frames), np.float32)
     low = max(source.lowest_pitch, target.lowest_pitch)
@@ -225,7 +231,16 @@ def chromatic_consistency(samples, targets, scorer, sample_spec=None, colours=DE
     return tally.report({})
 
 
-def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_colour: int = 16, seed: int = 0, **generate_kwargs):
+def colour_recognition(
+    generator,
+    scorer,
+    colours=DEFAULT_COLOURS,
+    samples_per_colour: int = 16,
+    seed: int = 0,
+    guide=None,
+    guide_scale: float = 1.0,
+    **generate_kwargs,
+):
     """Generate for each colour and count how often the scorer names the colour asked for.
 
     Args:
@@ -238,6 +253,11 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
         colours: colour names to ask for.
         samples_per_colour: samples per colour.
         seed: generation seed; colour ``i`` uses ``seed + i``.
+        guide: a scorer whose gradients steer each colour's samples toward it (classifier
+            guidance, :func:`~chroma_keras.generation.guidance.scorer_guidance`; generators with
+            ``classifier_guidance``, i.e. diffusion). Use a different scorer from ``scorer``, or
+            the judge grades its own pull.
+        guide_scale: classifier-guidance step size.
         **generate_kwargs: passed to ``generate`` (``num_steps``, ``scheduler``,
             ``guidance_scale``...; for a token generator ``constrained``, ``sampling``,
             ``max_length``...) and recorded in the report.
@@ -260,9 +280,16 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
     target = PianoRollSpec.from_config(scorer.preset_config or {})
     tokens = is_token_generator(generator)
     source = None if tokens else generator.roll_spec()
+    if guide is not None:
+        check_accepts_classifier_guidance(generator)
+        check_scorer_reads_piano_rolls(guide)
     tally = _Tally(colours)
     for i, colour in enumerate(colours):
         kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
+        if guide is not None:
+            from chroma_keras.generation.guidance import scorer_guidance
+
+            kwargs.update(classifier_guidance=scorer_guidance(guide, colour, source), classifier_scale=float(guide_scale))
         if tokens:
             rolls, decoded = valid_rolls(generator, target, **kwargs)
             if len(rolls):
@@ -271,7 +298,22 @@ def colour_recognition(generator, scorer, colours=DEFAULT_COLOURS, samples_per_c
         else:
             rolls = generator.generate(**kwargs)
             tally.add(colour, scorer.score({keys.PIANO_ROLL: fit_rolls_to_spec(rolls, source, target)}))
-    return tally.report(generate_kwargs)
+    settings = dict(generate_kwargs)
+    if guide is not None:
+        from chroma_keras.generation.guidance import model_label
+
+        settings.update(classifier_guide=model_label(guide), classifier_scale=float(guide_scale))
+    return tally.report(settings)
+
+
+def check_accepts_classifier_guidance(generator) -> None:
+    """Raise a clear error unless ``generator.generate`` takes ``classifier_guidance`` (diffusion models)."""
+    import inspect
+
+    if "classifier_guidance" not in inspect.signature(generator.generate).parameters:
+        raise ModelInputError(
+            f"classifier guidance steers a diffusion sampler; {generator.name} is a {type(generator).__name__}."
+        )
 
 
 def reference_recognition(scorer, corpus, split: str = "test", colours=DEFAULT_COLOURS):

@@ -54,7 +54,31 @@ def input_gradient(fn: Callable, x):
     raise ModelInputError(f"classifier guidance needs jax, tensorflow or torch; the active backend is {backend!r}.")
 
 
-def scorer_guidance(scorer, condition) -> Callable:
+def model_label(model) -> str:
+    """A model's preset name (what reports print), else its Keras name."""
+    return (getattr(model, "preset_config", None) or {}).get("name") or model.name
+
+
+def place_rows(rolls, source, target):
+    """Differentiable :func:`~chroma_keras.evaluation.chromatic_consistency.fit_rolls_to_spec`: put piano
+    rolls ``[batch, source.num_pitches, frames]`` (a keras tensor) on ``target``'s pitch rows, padding
+    with silence and cropping what falls outside. The time axes must already agree."""
+    if source.lowest_pitch == target.lowest_pitch and source.num_pitches == target.num_pitches:
+        return rolls
+    low = max(source.lowest_pitch, target.lowest_pitch)
+    high = min(source.lowest_pitch + source.num_pitches, target.lowest_pitch + target.num_pitches)
+    if high <= low:
+        raise ModelInputError(
+            f"the generator's pitches {source.lowest_pitch}..{source.lowest_pitch + source.num_pitches - 1} and the "
+            f"scorer's {target.lowest_pitch}..{target.lowest_pitch + target.num_pitches - 1} do not overlap."
+        )
+    kept = rolls[:, low - source.lowest_pitch : high - source.lowest_pitch]
+    below = low - target.lowest_pitch
+    above = target.lowest_pitch + target.num_pitches - high
+    return ops.pad(kept, [[0, 0], [below, above], [0, 0]])
+
+
+def scorer_guidance(scorer, condition, roll_spec=None) -> Callable:
     """A guidance function from a chromatic :class:`~chroma_keras.models.Scorer` with a MIDI encoder.
 
     It returns, per roll, the sum over the axes the condition names of the
@@ -65,12 +89,16 @@ def scorer_guidance(scorer, condition) -> Callable:
     Args:
         scorer: a scorer whose MIDI encoder reads piano rolls of the generator's shape.
         condition: the target condition (colour, per-axis dict, ...).
+        roll_spec: the generator's grid (``generator.roll_spec()``) when it differs from
+            the scorer's in pitch range: rolls are padded / cropped onto the scorer's rows
+            inside the differentiated function. The time axes must agree.
 
     Returns:
         ``fn(rolls) -> [batch]`` log-probabilities.
 
     Raises:
-        ModelInputError: when the scorer reads no piano rolls or the condition names no mode.
+        ModelInputError: when the scorer reads no piano rolls, the condition names no mode,
+            or the grids' time axes differ.
     """
     midi_encoder = getattr(scorer, "encoders", {}).get("midi")
     if midi_encoder is None or keys.PIANO_ROLL not in getattr(midi_encoder, "input_keys", ()):
@@ -79,8 +107,17 @@ def scorer_guidance(scorer, condition) -> Callable:
     if not weights.any():
         raise ModelInputError(f"classifier guidance needs a condition that names at least one mode. Received: {condition!r}")
     axes = [(axis, weights[i] / weights[i].sum()) for i, axis in enumerate(modes.AXES) if weights[i].any()]
+    target_spec = None
+    if roll_spec is not None:
+        from chroma_keras.evaluation.chromatic_consistency import check_time_axes
+        from chroma_keras.preprocessing.pianoroll import PianoRollSpec
+
+        target_spec = PianoRollSpec.from_config(scorer.preset_config or {})
+        check_time_axes(roll_spec, target_spec)
 
     def log_probability(rolls):
+        if target_spec is not None:
+            rolls = place_rows(rolls, roll_spec, target_spec)
         out = scorer({keys.PIANO_ROLL: rolls}, training=False)
         total = 0.0
         for axis, target in axes:
@@ -88,6 +125,7 @@ def scorer_guidance(scorer, condition) -> Callable:
             total = total + ops.sum(log_p * ops.convert_to_tensor(target[None], log_p.dtype), axis=-1)
         return total
 
+    log_probability.description = f"scorer_guidance({model_label(scorer)}, {condition!r})"
     return log_probability
 
 

@@ -76,7 +76,8 @@ def write_samples(model, condition, out_dir, num_samples: int = 4, seed: int = 0
         out.mkdir(parents=True, exist_ok=True)  # only once generation worked: bad input leaves no folder behind
         samples = [(roll, path, {}) for roll, path in zip(rolls, model.to_midi(rolls, out))]
     settings = dict((getattr(model, "preset_config", None) or {}).get("generation", {}).get("sampling", {}))
-    settings.update(generate_kwargs)
+    # A guidance function is recorded by its description (scorer_guidance sets one), not as an object.
+    settings.update({k: getattr(v, "description", repr(v)) if callable(v) else v for k, v in generate_kwargs.items()})
     rows = []
     for i, (roll, midi_path, extra) in enumerate(samples):
         row = {

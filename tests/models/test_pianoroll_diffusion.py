@@ -151,3 +151,40 @@ def test_bad_inputs_raise_clear_errors():
         model.generate("Chartreuse")
     with pytest.raises(ModelInputError, match="piano_rolls"):
         model.to_midi(np.zeros((2, 5, 5)), "unused")
+
+
+def test_scorer_guidance_places_rolls_on_the_scorers_pitch_rows():
+    """A scorer on another pitch range guides through a differentiable pad/crop that equals the NumPy
+    fit_rolls_to_spec the evaluation uses (1e-5), and its gradient reaches the generator's grid."""
+    from chroma_keras.evaluation.chromatic_consistency import fit_rolls_to_spec
+    from chroma_keras.generation.guidance import scorer_guidance
+    from chroma_keras.preprocessing.pianoroll import PianoRollSpec
+
+    model = _model(*PRESETS[0])
+    scorer_grid = {
+        "preprocessing.midi.piano_roll.lowest_pitch": 36,
+        "preprocessing.midi.piano_roll.num_pitches": 24,  # MIDI 36-59 against the generator's 48-63
+        "preprocessing.midi.piano_roll.num_frames": 32,
+        "preprocessing.midi.piano_roll.frames_per_second": 2.0,
+        "model.midi_encoder.filters": [4, 4, 4],
+        "model.midi_encoder.hidden_dim": 8,
+    }
+    scorer = ck.from_preset("scorer_midi_only", **scorer_grid)
+    rolls = np.random.default_rng(0).random((3, 16, 32)).astype("float32")
+    guidance = scorer_guidance(scorer, "Violet", model.roll_spec())
+    placed = fit_rolls_to_spec(rolls, model.roll_spec(), PianoRollSpec.from_config(scorer.preset_config))
+    out = scorer({keys.PIANO_ROLL: ops.convert_to_tensor(placed)}, training=False)
+    weights = conditioning.condition_arrays("Violet", 1)[keys.MODES].reshape(3, 3)
+    expected = sum(
+        (ops.convert_to_numpy(ops.log_softmax(out[f"{axis}_logits"], axis=-1)) * weights[i]).sum(axis=-1)
+        for i, axis in enumerate(("temporal", "spatial", "ontological"))
+    )
+    np.testing.assert_allclose(ops.convert_to_numpy(guidance(ops.convert_to_tensor(rolls))), expected, atol=1e-5)
+    gradient = ops.convert_to_numpy(input_gradient(guidance, ops.convert_to_tensor(rolls)))
+    assert gradient.shape == rolls.shape
+    assert np.abs(gradient[:, :12]).sum() > 0  # MIDI 48-59 are on the scorer's grid
+    np.testing.assert_array_equal(gradient[:, 12:], 0.0)  # MIDI 60-63 are cropped away
+    with pytest.raises(ModelInputError, match="time axis"):
+        scorer_guidance(
+            ck.from_preset("scorer_midi_only", **{**scorer_grid, "preprocessing.midi.piano_roll.num_frames": 16}), "Red", model.roll_spec()
+        )

@@ -67,7 +67,7 @@ def test_train_then_evaluate_generation(tmp_path, capsys):
     # Classifier guidance by a scorer on another pitch range (72 rows from MIDI 24 against the generator's 64 from 28).
     guided = tmp_path / "guided.md"
     guide = ["--guide-scorer", str(tmp_path / "sc" / "model"), "--classifier-scale", "2"]
-    assert main([*args, "--samples-per-colour", "1", "--num-steps", "3", "--colours", "Red,Violet", *guide, "--out", str(guided)]) == 0
+    assert main([*args, "--samples-per-colour", "1", "--num-steps", "3", "--colours", "Red,Violet,Black", *guide, "--out", str(guided)]) == 0
     assert "classifier_guide=scorer_midi_only, classifier_scale=2.0" in guided.read_text()
     samples = tmp_path / "guided_samples"
     assert main(["generate", str(tmp_path / "gen" / "model"), "--colour", "Red", "--num-samples", "1", "--set", "generation.sampling.num_steps=3", *guide, "--out", str(samples), "--audio", "none"]) == 0

@@ -256,7 +256,7 @@ def colour_recognition(
         guide: a scorer whose gradients steer each colour's samples toward it (classifier
             guidance, :func:`~chroma_keras.generation.guidance.scorer_guidance`; generators with
             ``classifier_guidance``, i.e. diffusion). Use a different scorer from ``scorer``, or
-            the judge grades its own pull.
+            the judge grades its own pull. Colours that name no mode (Black) are sampled unguided.
         guide_scale: classifier-guidance step size.
         **generate_kwargs: passed to ``generate`` (``num_steps``, ``scheduler``,
             ``guidance_scale``...; for a token generator ``constrained``, ``sampling``,
@@ -286,7 +286,8 @@ def colour_recognition(
     tally = _Tally(colours)
     for i, colour in enumerate(colours):
         kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
-        if guide is not None:
+        if guide is not None and modes.resolve_condition(colour).multi_hot().any():
+            # A colour that names no mode (Black) has nothing to pull toward: it is sampled unguided.
             from chroma_keras.generation.guidance import scorer_guidance
 
             kwargs.update(classifier_guidance=scorer_guidance(guide, colour, source), classifier_scale=float(guide_scale))

@@ -186,7 +186,8 @@ def transpose_piano_rolls(rolls: np.ndarray, semitones: np.ndarray) -> np.ndarra
 
 
 class PianoRollBatches(keras.utils.PyDataset):
-    """Shuffled training batches with seeded random transposition.
+    """Shuffled training batches with seeded random transposition (each row's shift under
+    ``keys.TRANSPOSITION``).
 
     Epoch ``e`` uses the generator ``default_rng((seed, e))``, so a run is
     reproducible and a resumed run sees the same batches.
@@ -218,7 +219,14 @@ class PianoRollBatches(keras.utils.PyDataset):
         rolls = self.dataset.piano_rolls[idx]
         if self.transpose_semitones:
             rolls = transpose_piano_rolls(rolls, self._shifts[idx])
-        return ({keys.PIANO_ROLL: rolls, keys.MODES: self.dataset.modes[idx], keys.REBRACKETING: self.dataset.rebracketing[idx]},)
+        return (
+            {
+                keys.PIANO_ROLL: rolls,
+                keys.MODES: self.dataset.modes[idx],
+                keys.REBRACKETING: self.dataset.rebracketing[idx],
+                keys.TRANSPOSITION: self._shifts[idx].astype(np.float32),
+            },
+        )
 
     def on_epoch_end(self):
         rng = np.random.default_rng((self.seed, self.epoch))

@@ -90,7 +90,10 @@ def test_transposition_and_batches_are_seeded(corpus):
     b = PianoRollBatches(dataset, batch_size=4, transpose_semitones=2, seed=5)
     (xa,), (xb,) = a[0], b[0]
     np.testing.assert_array_equal(xa[keys.PIANO_ROLL], xb[keys.PIANO_ROLL])
-    assert set(xa) == {keys.PIANO_ROLL, keys.MODES, keys.REBRACKETING}
+    assert set(xa) == {keys.PIANO_ROLL, keys.MODES, keys.REBRACKETING, keys.TRANSPOSITION}
+    # Each row is the untransposed roll moved by the shift the batch reports.
+    plain = dataset.piano_rolls[a._order[:4]]
+    np.testing.assert_array_equal(xa[keys.PIANO_ROLL], transpose_piano_rolls(plain, xa[keys.TRANSPOSITION].astype(np.int64)))
     assert len(a) == int(np.ceil(len(dataset) / 4))
     # Transposition preserves the number of notes that stay in range; shifts stay within ±2.
     assert np.abs(a._shifts).max() <= 2 and np.abs(a._shifts).max() > 0

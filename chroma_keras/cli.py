@@ -159,9 +159,9 @@ def _cmd_evaluate_generation(args) -> int:
     scorer = zoo.from_preset(_model_path(args.scorer))
     generate_kwargs = _generate_kwargs(generator, args, "evaluate-generation")
     colours = args.colours.split(",") if args.colours else DEFAULT_COLOURS
-    guide = _guide_scorer(args, "evaluate-generation")
+    guide, scale = _guide_scorer(args, "evaluate-generation")
     if guide is not None:
-        generate_kwargs.update(guide=guide, guide_scale=args.classifier_scale)
+        generate_kwargs.update(guide=guide, guide_scale=scale)
     report = colour_recognition(
         generator, scorer, colours=colours, samples_per_colour=args.samples_per_colour, seed=args.seed, **generate_kwargs
     )
@@ -187,18 +187,17 @@ TOKEN_OPTIONS = {"prompt": "--prompt", "sampling": "--sampling", "max_length": "
 
 
 def _guide_scorer(args, command: str):
-    """The scorer of ``--guide-scorer`` (classifier guidance), or None; ``--classifier-scale`` alone is an error."""
+    """``(scorer, scale)`` of ``--guide-scorer`` / ``--classifier-scale`` (classifier guidance; the scale
+    defaults to 1), or ``(None, None)``; ``--classifier-scale`` alone is an error."""
     from chroma_keras import zoo
     from chroma_keras.errors import ModelInputError
 
-    path = getattr(args, "guide_scorer", None)
-    if path is None:
-        if getattr(args, "classifier_scale", None) is not None:
+    if args.guide_scorer is None:
+        if args.classifier_scale is not None:
             raise ModelInputError(f"{command}: --classifier-scale needs --guide-scorer (the scorer whose gradients guide sampling).")
-        return None
-    if args.classifier_scale is None:
-        args.classifier_scale = 1.0
-    return zoo.from_preset(_model_path(path))
+        return None, None
+    scale = 1.0 if args.classifier_scale is None else args.classifier_scale
+    return zoo.from_preset(_model_path(args.guide_scorer)), scale
 
 
 def _add_classifier_guidance_options(p) -> None:
@@ -340,13 +339,13 @@ def _cmd_generate(args) -> int:
             raise ModelInputError(f"generate: --transpose applies to a conditional VAE; {args.model} is a {type(model).__name__}.")
         generate_kwargs["transpose"] = args.transpose  # the model names the preset key when it lacks the condition
     condition = args.colour if args.colour is not None else args.modes
-    guide = _guide_scorer(args, "generate")
+    guide, scale = _guide_scorer(args, "generate")
     if guide is not None:
         from chroma_keras.evaluation.chromatic_consistency import check_accepts_classifier_guidance
         from chroma_keras.generation.guidance import scorer_guidance
 
         check_accepts_classifier_guidance(model)
-        generate_kwargs.update(classifier_guidance=scorer_guidance(guide, condition, model.roll_spec()), classifier_scale=args.classifier_scale)
+        generate_kwargs.update(classifier_guidance=scorer_guidance(guide, condition, model.roll_spec()), classifier_scale=scale)
     audio = None if args.audio == "none" else args.audio
     index = write_samples(model, condition, args.out, num_samples=args.num_samples, seed=args.seed, audio=audio, **generate_kwargs)
     label = condition if condition is not None else repr(args.prompt)

@@ -35,8 +35,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import keras
@@ -250,7 +249,7 @@ class MultimodalDataset(keras.utils.PyDataset):
             if tokenizer is not None and transpose:
                 midi_augment, transpose = spec, 0
             elif spec.velocity_jitter or spec.quantize_steps_per_quarter:
-                midi_augment = dataclasses.replace(spec, transpose_semitones=0)
+                midi_augment = replace(spec, transpose_semitones=0)
         if "audio" in chosen:
             from chroma_keras.preprocessing.audio import AudioSpec
             from chroma_keras.preprocessing.audio_augment import AudioAugmenter

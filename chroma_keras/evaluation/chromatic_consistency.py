@@ -100,6 +100,13 @@ def check_time_axes(source: PianoRollSpec, target: PianoRollSpec) -> None:
         )
 
 
+def pitch_row_overlap(source: PianoRollSpec, target: PianoRollSpec) -> tuple[int, int]:
+    """The MIDI pitches ``[low, high)`` both grids hold (``high <= low`` when they share none)."""
+    low = max(source.lowest_pitch, target.lowest_pitch)
+    high = min(source.lowest_pitch + source.num_pitches, target.lowest_pitch + target.num_pitches)
+    return low, high
+
+
 def fit_rolls_to_spec(rolls: np.ndarray, source: PianoRollSpec, target: PianoRollSpec) -> np.ndarray:
     """Re-place piano rolls on another grid with the same time axis: pitch rows are padded or cropped.
 
@@ -118,8 +125,7 @@ def fit_rolls_to_spec(rolls: np.ndarray, source: PianoRollSpec, target: PianoRol
     check_time_axes(source, target)
     rolls = np.asarray(rolls, np.float32)
     out = np.zeros((rolls.shape[0], target.num_pitches, target.num_frames), np.float32)
-    low = max(source.lowest_pitch, target.lowest_pitch)
-    high = min(source.lowest_pitch + source.num_pitches, target.lowest_pitch + target.num_pitches)
+    low, high = pitch_row_overlap(source, target)
     if high > low:
         out[:, low - target.lowest_pitch : high - target.lowest_pitch] = rolls[:, low - source.lowest_pitch : high - source.lowest_pitch]
     return out
@@ -281,15 +287,15 @@ def colour_recognition(
     tokens = is_token_generator(generator)
     source = None if tokens else generator.roll_spec()
     if guide is not None:
+        from chroma_keras.generation.guidance import names_a_mode, scorer_guidance
+
         check_accepts_classifier_guidance(generator)
         check_scorer_reads_piano_rolls(guide)
     tally = _Tally(colours)
     for i, colour in enumerate(colours):
         kwargs = dict(condition=colour, num_samples=int(samples_per_colour), seed=int(seed) + i, **generate_kwargs)
-        if guide is not None and modes.resolve_condition(colour).multi_hot().any():
+        if guide is not None and names_a_mode(colour):
             # A colour that names no mode (Black) has nothing to pull toward: it is sampled unguided.
-            from chroma_keras.generation.guidance import scorer_guidance
-
             kwargs.update(classifier_guidance=scorer_guidance(guide, colour, source), classifier_scale=float(guide_scale))
         if tokens:
             rolls, decoded = valid_rolls(generator, target, **kwargs)

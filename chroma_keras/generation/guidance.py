@@ -63,10 +63,11 @@ def place_rows(rolls, source, target):
     """Differentiable :func:`~chroma_keras.evaluation.chromatic_consistency.fit_rolls_to_spec`: put piano
     rolls ``[batch, source.num_pitches, frames]`` (a keras tensor) on ``target``'s pitch rows, padding
     with silence and cropping what falls outside. The time axes must already agree."""
+    from chroma_keras.evaluation.chromatic_consistency import pitch_row_overlap
+
     if source.lowest_pitch == target.lowest_pitch and source.num_pitches == target.num_pitches:
         return rolls
-    low = max(source.lowest_pitch, target.lowest_pitch)
-    high = min(source.lowest_pitch + source.num_pitches, target.lowest_pitch + target.num_pitches)
+    low, high = pitch_row_overlap(source, target)
     if high <= low:
         raise ModelInputError(
             f"the generator's pitches {source.lowest_pitch}..{source.lowest_pitch + source.num_pitches - 1} and the "
@@ -76,6 +77,16 @@ def place_rows(rolls, source, target):
     below = low - target.lowest_pitch
     above = target.lowest_pitch + target.num_pitches - high
     return ops.pad(kept, [[0, 0], [below, above], [0, 0]])
+
+
+def _mode_weights(condition):
+    """The condition's per-axis mode weights ``[axes, modes per axis]``."""
+    return conditioning.condition_arrays(condition, 1)[keys.MODES].reshape(len(modes.AXES), modes.MODES_PER_AXIS)
+
+
+def names_a_mode(condition) -> bool:
+    """Whether a condition names at least one mode (Black and White name none), i.e. can be guided toward."""
+    return bool(_mode_weights(condition).any())
 
 
 def scorer_guidance(scorer, condition, roll_spec=None) -> Callable:
@@ -103,7 +114,7 @@ def scorer_guidance(scorer, condition, roll_spec=None) -> Callable:
     midi_encoder = getattr(scorer, "encoders", {}).get("midi")
     if midi_encoder is None or keys.PIANO_ROLL not in getattr(midi_encoder, "input_keys", ()):
         raise ModelInputError("classifier guidance by a scorer needs one with a piano-roll MIDI encoder (e.g. scorer_midi_only).")
-    weights = conditioning.condition_arrays(condition, 1)[keys.MODES].reshape(len(modes.AXES), modes.MODES_PER_AXIS)
+    weights = _mode_weights(condition)
     if not weights.any():
         raise ModelInputError(f"classifier guidance needs a condition that names at least one mode. Received: {condition!r}")
     axes = [(axis, weights[i] / weights[i].sum()) for i, axis in enumerate(modes.AXES) if weights[i].any()]

@@ -496,6 +496,12 @@ SCHEMA = Section(
                         "position_channels": IntField(
                             0, 32, default=0, doc="U-Net: sinusoid pairs of each cell's pitch and frame index fed with the sample; 0 = none."
                         ),
+                        "condition_row_channels": IntField(
+                            0,
+                            32,
+                            default=0,
+                            doc="U-Net: learned maps from the condition to one value per pitch row, fed with the sample; 0 = none.",
+                        ),
                         "attention": BoolField(default=True, doc="Self-attention at the U-Net's lowest resolution."),
                         "norm_groups": IntField(1, 64, default=8, doc="Group-norm groups in the U-Net (must divide every level's channels)."),
                         "num_heads": IntField(1, 64, default=4, doc="Attention heads (U-Net attention and transformer blocks)."),

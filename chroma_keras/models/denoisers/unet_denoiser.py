@@ -318,6 +318,15 @@ class UNetDenoiser(Denoiser):
         dropout: dropout inside the residual blocks.
         spatial_dims: 2 (piano roll ``[B, H, W]``) or 1 (sequence ``[B, L, C]``).
         seed: seed of the dropout.
+        position_channels: sinusoid pairs of each cell's row and column index fed
+            with the sample (0 = none).
+        condition_row_channels: learned maps from the condition vector to one value
+            per row of the first spatial axis (a piano roll's pitch rows, a
+            sequence's positions), broadcast along the other axis and fed with the
+            sample as this many extra channels (0 = none). They tell the
+            translation-equivariant convolutions where a condition puts its notes
+            (Red low, Violet high), which FiLM's per-channel scale and shift cannot.
+            Needs the first spatial size known when the model is built.
         **kwargs: ``keras.Model`` arguments (``name``, ``dtype``).
 
     Call arguments:
@@ -349,6 +358,7 @@ class UNetDenoiser(Denoiser):
         "norm_groups": 8,
         "dropout": 0.0,
         "position_channels": 0,
+        "condition_row_channels": 0,
     }
     CONFIG_ATTRIBUTES = (
         "condition_dim",
@@ -362,6 +372,7 @@ class UNetDenoiser(Denoiser):
         "spatial_dims",
         "seed",
         "position_channels",
+        "condition_row_channels",
     )
 
     def __init__(
@@ -377,12 +388,14 @@ class UNetDenoiser(Denoiser):
         spatial_dims=2,
         seed=None,
         position_channels=0,
+        condition_row_channels=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         owner = type(self).__name__
         check_common_arguments(owner, condition_dim, spatial_dims, dropout)
         self.position_channels = check_positive_int(owner, "position_channels", position_channels, low=0)
+        self.condition_row_channels = check_positive_int(owner, "condition_row_channels", condition_row_channels, low=0)
         channels = tuple(channels) if isinstance(channels, (list, tuple)) else (channels,)
         if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
             raise ModelInputError(f"{owner}: channels must be a non-empty list of integers >= 1. Received: channels={channels!r}")
@@ -418,6 +431,8 @@ class UNetDenoiser(Denoiser):
         self.time_dense_2 = keras.layers.Dense(embedding_dim, dtype=policy, name="time_dense_2")
         self.condition_projection = keras.layers.Dense(embedding_dim, dtype=policy, name="condition_projection")
         self.conv_in = _conv(dims, self.channels[0], 3, policy, "conv_in")
+        self.condition_rows = None  # its width needs the number of rows, known in build()
+        self.num_rows = None
 
         def block(width, name):
             return UNetResidualBlock(width, dims, norm_groups, self.dropout, seed=seed, dtype=policy, name=name)
@@ -459,7 +474,19 @@ class UNetDenoiser(Denoiser):
         self.time_dense_2.build((None, self.embedding_dim))
         self.condition_projection.build((None, self.condition_dim))
         emb_shape = (None, self.embedding_dim)
-        self.conv_in.build(_feature_shape(dims, self.sample_channels + 2 * self.position_channels * dims))
+        if self.condition_row_channels:
+            self.num_rows = _static(sample_shape[1])
+            if self.num_rows is None:
+                raise ModelInputError(
+                    f"{type(self).__name__}: condition_row_channels needs the number of rows (inputs['sample'] axis 1) "
+                    f"known when the model is built. Received: sample shape={sample_shape}"
+                )
+            self.condition_rows = keras.layers.Dense(
+                self.num_rows * self.condition_row_channels, dtype=self.dtype_policy, name="condition_rows"
+            )
+            self.condition_rows.build((None, self.condition_dim))
+        extra_channels = 2 * self.position_channels * dims + self.condition_row_channels
+        self.conv_in.build(_feature_shape(dims, self.sample_channels + extra_channels))
         width, skips = self.channels[0], []
         for level, blocks in enumerate(self.down_blocks):
             for block in blocks:
@@ -503,6 +530,8 @@ class UNetDenoiser(Denoiser):
 
         if self.position_channels:
             x = ops.concatenate([x, self._coordinates(tuple(x.shape[1:-1]), ops.shape(x)[0], x.dtype)], axis=-1)
+        if self.condition_row_channels:
+            x = ops.concatenate([x, self._row_maps(inputs["condition"], x)], axis=-1)
         h = self.conv_in(x)
         skips = []
         for level, blocks in enumerate(self.down_blocks):
@@ -525,6 +554,14 @@ class UNetDenoiser(Denoiser):
                 h = block(h, emb, training=training)
         out = self.conv_out(ops.silu(self.norm_out(h)))
         return out[..., 0] if self.spatial_dims == 2 else out
+
+    def _row_maps(self, condition, x):
+        """The condition's learned per-row maps, broadcast over the sample: ``[batch, rows, (frames,) channels]``."""
+        rows = self.condition_rows(ops.cast(condition, self.compute_dtype))
+        rows = ops.reshape(rows, (-1, self.num_rows, self.condition_row_channels))
+        if self.spatial_dims == 2:
+            rows = ops.broadcast_to(rows[:, :, None, :], (*ops.shape(x)[:3], self.condition_row_channels))
+        return rows
 
     def _coordinates(self, sizes, batch, dtype):
         """Sinusoids of each cell's row and column index ``[batch, *sizes, 2 * position_channels * dims]``.

@@ -294,13 +294,16 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
 
         return run
 
-    def _compiled_loop(self, scheduler, num_steps, guidance_scale, shape):
+    def _compiled_loop(self, scheduler, num_steps, guidance_scale, shape, classifier=None):
         """The whole sampling loop as one compiled function (jax.jit / tf.function) or an eager loop (torch).
 
         The result is called as ``loop(initial_noise, conditions, seed)``; the seed is
-        an argument, so one compiled loop serves every seed.
+        an argument, so one compiled loop serves every seed. With ``classifier``
+        (``(guidance_fn, scale)``) each step also differentiates the guidance function
+        inside the compiled loop (``jax.grad`` / ``tf.GradientTape``); its weights are
+        read as constants, so a compiled loop belongs to one guidance function.
         """
-        body = self._loop_body(scheduler, num_steps, guidance_scale, shape)
+        body = self._loop_body(scheduler, num_steps, guidance_scale, shape, classifier)
         backend = keras.config.backend()
         if backend == "jax":
             import jax
@@ -353,7 +356,8 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
             classifier_guidance: a function ``rolls [batch, pitches, frames] in [0, 1]
                 -> log p(target) [batch]`` built with keras ops, e.g.
                 :func:`chroma_keras.generation.guidance.scorer_guidance`. Each step's
-                predicted clean roll moves up its gradient. The loop then runs eagerly.
+                predicted clean roll moves up its gradient, inside the compiled loop
+                (jax, tensorflow); the first call with a new function compiles again.
             classifier_scale: step size of classifier guidance.
             return_velocities: return the raw velocities ``(x0 + 1) / 2`` instead of rolls with notes thresholded.
             noise: ``"backend"`` draws the Gaussians from the backend's stateless generator
@@ -393,14 +397,10 @@ class PianoRollDiffusion(PianoRollGeneratorMixin, keras.Model):
             return self._velocities_or_rolls(sample, return_velocities)
         sample = step_noise(shape, seed, 0)
         with _no_autograd():
-            if classifier_guidance is not None:
-                body = self._loop_body(sampler, num_steps, guidance_scale, shape, classifier)
-                sample = self._eager_loop(body, num_steps)(sample, conditions, seed)
-            else:
-                key = (self.scheduler_name if scheduler is None else scheduler, num_steps, guidance_scale, shape, eta)
-                if key not in self._compiled_loops:
-                    self._compiled_loops = {key: self._compiled_loop(sampler, num_steps, guidance_scale, shape)}
-                sample = self._compiled_loops[key](sample, conditions, seed)
+            key = (self.scheduler_name if scheduler is None else scheduler, num_steps, guidance_scale, shape, eta, classifier)
+            if key not in self._compiled_loops:
+                self._compiled_loops = {key: self._compiled_loop(sampler, num_steps, guidance_scale, shape, classifier)}
+            sample = self._compiled_loops[key](sample, conditions, seed)
         return self._velocities_or_rolls(sample, return_velocities)
 
     def _velocities_or_rolls(self, sample, return_velocities):

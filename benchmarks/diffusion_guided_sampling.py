@@ -20,11 +20,7 @@ Usage:
     .venv/bin/python benchmarks/diffusion_guided_sampling.py [--steps 20] [--samples 4] [--channels 16,32,64]
 """
 
-import argparse
-import json
-import os
-import subprocess
-import sys
+from diffusion_benchmark_args import parse_arguments, run_worker
 
 WORKER = r"""
 import json, time
@@ -105,23 +101,14 @@ print(json.dumps({{"params": model.count_params(), "scorer_params": scorer.count
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20, help="sampling steps timed")
-    parser.add_argument("--samples", type=int, default=4, help="samples per generate call")
-    parser.add_argument("--channels", default="16,32,64", help="U-Net channels per level (the preset's: 32,64,128)")
-    parser.add_argument("--backends", default="jax,tensorflow,torch")
-    args = parser.parse_args()
-    channels = [int(c) for c in args.channels.split(",")]
+    args = parse_arguments(__doc__)
     print(
-        f"diffusion_pianoroll_chromatic + scorer_midi_only classifier guidance, U-Net channels {channels}, "
+        f"diffusion_pianoroll_chromatic + scorer_midi_only classifier guidance, U-Net channels {args.channels}, "
         f"{args.samples} samples, {args.steps} DDIM steps, classifier-free 2"
     )
     print("backend      guided s   bare s   guided/bare   eager s   eager/guided   steps/s")
     for backend in args.backends.split(","):
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        worker = WORKER.format(steps=args.steps, samples=args.samples, channels=channels)
-        out = subprocess.run([sys.executable, "-c", worker], env=env, capture_output=True, text=True, check=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])["results"]
+        r = run_worker(WORKER, backend, args)["results"]
         ratio = r["guided_s"] / r["bare_s"]
         verdict = "OK" if ratio <= 1.10 else "over goal"
         print(

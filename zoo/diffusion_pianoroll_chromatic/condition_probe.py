@@ -27,7 +27,8 @@ from chroma_keras.data import MultimodalDataset, keys
 def batches(model, corpus, split, limit=None):
     dataset = MultimodalDataset(corpus, model, split=split, require=("midi",), shuffle=False)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    return [dataset[i][0] if isinstance(dataset[i], tuple) else dataset[i] for i in range(count)]
+    fetched = [dataset[i] for i in range(count)]
+    return [item[0] if isinstance(item, tuple) else item for item in fetched]
 
 
 def oracle(model, corpus):
